@@ -1,0 +1,157 @@
+//! The Azure Functions custom-handler protocol, and the routes of both run modes.
+//!
+//! Under the Functions host:
+//! - `GET /` is the host's readiness probe (any answer counts).
+//! - LeadIngest uses HTTP proxying (`enableProxyingHttpRequest`): the host checks the function
+//!   key, then forwards the raw request to `/api/LeadIngest?code=…`. We chose proxying because the
+//!   handler then sees the real status codes and body limits, exactly like `handler serve`, and
+//!   the host's base64 trap for string outputs cannot touch it.
+//! - With proxying off the host POSTs an invocation envelope to `/LeadIngest`; that works too:
+//!   the client's status goes into the `res` output and the host always gets 200 (a non-2xx
+//!   answer to the host fails the invocation and drops its outputs).
+//! - LeadNotify (timer) always arrives as an envelope at `/LeadNotify`.
+//!
+//! In `handler serve` mode the same router runs without the host, so the handler checks the
+//! `?code=` key itself.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::error::AppError;
+use crate::ingest;
+use crate::lead::MAX_BODY_BYTES;
+use crate::notify::Notifier;
+use crate::settings::key_matches;
+use crate::store::TableClient;
+
+/// What every request handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: TableClient,
+    pub notifier: Arc<Notifier>,
+    /// `Some` in `handler serve` mode, where no host checks the function key for us.
+    pub ingest_key: Option<Arc<SecretString>>,
+}
+
+/// The whole router: readiness, the proxied HTTP function, and the envelope endpoints.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(|| async { "marketplace-leads handler" }))
+        .route("/api/LeadIngest", any(lead_ingest_proxied))
+        .route("/LeadIngest", post(lead_ingest_envelope))
+        .route("/LeadNotify", post(lead_notify_envelope))
+        // Envelopes carry the body as a JSON string: allow room for escaping.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES * 8))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+struct KeyQuery {
+    code: Option<String>,
+}
+
+async fn lead_ingest_proxied(State(state): State<AppState>, Query(q): Query<KeyQuery>, req: Request) -> Response {
+    if req.method() != Method::POST {
+        return AppError::MethodNotAllowed(req.method().to_string()).into_response();
+    }
+    if let Some(expected) = &state.ingest_key {
+        let presented = q.code.as_deref().or_else(|| header_str(req.headers(), "x-functions-key")).unwrap_or_default();
+        if !key_matches(expected, presented) {
+            return AppError::Unauthorized.into_response();
+        }
+    }
+    let body = match axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return AppError::PayloadTooLarge { limit: MAX_BODY_BYTES }.into_response(),
+    };
+    let (status, body) = ingest::response(ingest::ingest(&state.store, &body).await);
+    (status, Json(body)).into_response()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The invocation the host POSTs to `/<FunctionName>`.
+#[derive(Debug, Deserialize, Serialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct InvocationRequest {
+    #[serde(default)]
+    pub data: Map<String, Value>,
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+}
+
+/// What the handler answers the host (always with HTTP 200).
+#[derive(Debug, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct InvocationResponse {
+    pub outputs: Map<String, Value>,
+    pub logs: Vec<String>,
+    pub return_value: Value,
+}
+
+/// The HTTP trigger's `req` binding inside an envelope.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct HttpTriggerData {
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    body: Value,
+}
+
+async fn lead_ingest_envelope(State(state): State<AppState>, Json(inv): Json<InvocationRequest>) -> Json<InvocationResponse> {
+    // The trigger binding is named `req` in our function.json; accept any single binding.
+    let req_value = inv.data.get("req").or_else(|| inv.data.values().next()).cloned().unwrap_or(Value::Null);
+    let req: HttpTriggerData = serde_json::from_value(req_value).unwrap_or_default();
+    let result = if !req.method.is_empty() && !req.method.eq_ignore_ascii_case("POST") {
+        Err(AppError::MethodNotAllowed(req.method.clone()))
+    } else {
+        // The host passes the body as a string; some versions pass JSON bodies already parsed.
+        let body: Bytes = match req.body {
+            Value::Null => Bytes::new(),
+            Value::String(s) => Bytes::from(s),
+            other => Bytes::from(other.to_string()),
+        };
+        ingest::ingest(&state.store, &body).await
+    };
+    let (status, body) = ingest::response(result);
+    let mut outputs = Map::new();
+    // An object, never a bare string: the host would base64-decode a string that looks like it.
+    outputs.insert(
+        "res".into(),
+        json!({
+            "statusCode": status.as_u16().to_string(),
+            "body": body.to_string(),
+            "headers": { "Content-Type": "application/json" },
+        }),
+    );
+    let logs = vec![format!("LeadIngest answered {}", status.as_u16())];
+    Json(InvocationResponse { outputs, logs, return_value: Value::Null })
+}
+
+async fn lead_notify_envelope(State(state): State<AppState>, Json(inv): Json<InvocationRequest>) -> Response {
+    let past_due = inv.data.values().find_map(|t| t.get("IsPastDue")).and_then(Value::as_bool).unwrap_or(false);
+    match state.notifier.run_once().await {
+        Ok(report) => {
+            let logs = vec![format!("LeadNotify: {report} (past due: {past_due})")];
+            Json(InvocationResponse { outputs: Map::new(), logs, return_value: Value::Null }).into_response()
+        }
+        Err(e) => {
+            // A failed poll is a failed invocation: the host logs it and the next tick retries.
+            tracing::error!(error = %e, "LeadNotify poll failed");
+            let body = InvocationResponse { logs: vec![format!("LeadNotify failed: {e}")], ..Default::default() };
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+        }
+    }
+}

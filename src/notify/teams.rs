@@ -1,0 +1,38 @@
+//! Microsoft Teams through a Workflows "post to a channel when a webhook request is received"
+//! URL: a `message` whose attachment is an Adaptive Card (version 1.4; Office 365 connectors
+//! are retired and payloads without `attachments` fail there).
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use super::message::{card_escape, LeadMessage};
+use super::{post_json, SendOutcome};
+
+pub fn card(msg: &LeadMessage) -> Value {
+    let mut body = vec![json!({
+        "type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": true,
+        "text": card_escape(&msg.subject),
+    })];
+    for b in msg.banners() {
+        body.push(json!({ "type": "TextBlock", "wrap": true, "color": "Warning", "text": card_escape(b) }));
+    }
+    let facts: Vec<Value> = msg.facts.iter().map(|(k, v)| json!({ "title": k, "value": card_escape(v) })).collect();
+    body.push(json!({ "type": "FactSet", "facts": facts }));
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": body,
+            }
+        }]
+    })
+}
+
+pub async fn send(http: &reqwest::Client, url: &SecretString, msg: &LeadMessage) -> SendOutcome {
+    post_json(http, url.expose_secret(), &[], card(msg).to_string()).await
+}

@@ -1,0 +1,273 @@
+//! Test harness: the real `handler` binary, driven as the Azure Functions host drives it, against
+//! the real Azurite and SMTP server that `scripts/test` starts; HTTP receivers on loopback.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use marketplace_leads::store::{StorageAccount, TableClient};
+use serde_json::{json, Value};
+
+pub const DEV_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+fn env_port(name: &str) -> u16 {
+    std::env::var(name)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not set: run the tests with ./scripts/test, which starts Azurite and the SMTP server"))
+}
+
+pub fn connection_string() -> String {
+    connection_string_for_port(env_port("TEST_AZURITE_TABLE_PORT"))
+}
+
+pub fn connection_string_for_port(port: u16) -> String {
+    format!("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+}
+
+/// A table name no other test uses.
+pub fn unique_table() -> String {
+    format!("Leads{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn table_client(table: &str) -> TableClient {
+    TableClient::new(StorageAccount::from_connection_string(&connection_string()).unwrap(), table)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn smtp_port() -> u16 {
+    env_port("TEST_SMTP_PORT")
+}
+
+pub fn maildir() -> std::path::PathBuf {
+    std::path::PathBuf::from(std::env::var("TEST_SMTP_MAILDIR").expect("TEST_SMTP_MAILDIR: run ./scripts/test"))
+}
+
+/// Every message the SMTP server stored whose text contains `needle`.
+pub fn mails_containing(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(dir) = std::fs::read_dir(maildir().join(sub)) {
+            for f in dir.flatten() {
+                if let Ok(text) = std::fs::read_to_string(f.path()) {
+                    if text.contains(needle) {
+                        out.push(text);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+pub enum Mode {
+    /// Under the Functions host: listens on FUNCTIONS_CUSTOMHANDLER_PORT.
+    Host,
+    /// `handler serve --port N`.
+    Serve,
+}
+
+/// A running `handler` process, killed on drop.
+pub struct Handler {
+    pub port: u16,
+    pub child: Child,
+    pub stderr_path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Handler {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn handler_command(env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_handler"));
+    cmd.env_clear();
+    cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Starts the real binary and waits until it answers `GET /`, as the host's readiness probe does.
+pub async fn spawn_handler(mode: Mode, env: &[(&str, String)]) -> Handler {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let stderr_path = dir.path().join("stderr.log");
+    let mut cmd = handler_command(env);
+    match mode {
+        Mode::Host => {
+            cmd.env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string());
+        }
+        Mode::Serve => {
+            cmd.args(["serve", "--port", &port.to_string()]);
+        }
+    }
+    cmd.stdout(Stdio::null()).stderr(std::fs::File::create(&stderr_path).unwrap());
+    let child = cmd.spawn().expect("spawn handler");
+    let mut handler = Handler { port, child, stderr_path, _dir: dir };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if client.get(handler.url("/")).send().await.is_ok() {
+            return handler;
+        }
+        if let Ok(Some(status)) = handler.child.try_wait() {
+            panic!("handler exited with {status}: {}", handler.logs());
+        }
+        assert!(Instant::now() < deadline, "handler did not start: {}", handler.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Settings for a handler using the test Azurite and `table`.
+pub fn base_env(table: &str) -> Vec<(&'static str, String)> {
+    vec![("AzureWebJobsStorage", connection_string()), ("LEADS_TABLE", table.to_string())]
+}
+
+/// The HTTP-trigger invocation envelope the host POSTs to `/LeadIngest` when proxying is off.
+pub fn http_envelope(body: &str, method: &str) -> Value {
+    json!({
+        "Data": {
+            "req": {
+                "Url": "http://localhost:7071/api/LeadIngest?code=functionkey",
+                "Method": method,
+                "Query": { "code": "functionkey" },
+                "Headers": { "Content-Type": ["application/json"], "User-Agent": ["Microsoft-Marketplace"] },
+                "Params": {},
+                "Body": body,
+            }
+        },
+        "Metadata": {
+            "Query": { "code": "functionkey" },
+            "Headers": { "Content-Type": "application/json" },
+            "sys": { "MethodName": "LeadIngest", "UtcNow": chrono::Utc::now().to_rfc3339(), "RandGuid": uuid::Uuid::new_v4().to_string() }
+        }
+    })
+}
+
+/// The timer invocation envelope the host POSTs to `/LeadNotify`.
+pub fn timer_envelope() -> Value {
+    json!({
+        "Data": { "timer": { "Schedule": { "AdjustForDST": true }, "ScheduleStatus": null, "IsPastDue": false } },
+        "Metadata": { "sys": { "MethodName": "LeadNotify", "UtcNow": chrono::Utc::now().to_rfc3339(), "RandGuid": uuid::Uuid::new_v4().to_string() } }
+    })
+}
+
+/// Invokes LeadNotify as the host's timer does; returns the host-facing status and reply.
+pub async fn invoke_timer(h: &Handler) -> (u16, Value) {
+    let resp = reqwest::Client::new().post(h.url("/LeadNotify")).json(&timer_envelope()).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// One request a [`Receiver`] got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: String,
+    pub at: Instant,
+}
+
+/// A real HTTP receiver on loopback. Answers with the queued statuses first, then 200.
+#[derive(Clone)]
+pub struct Receiver {
+    pub addr: SocketAddr,
+    pub got: Arc<Mutex<Vec<Received>>>,
+    pub script: Arc<Mutex<Vec<(u16, Option<u64>)>>>,
+    /// While true, requests hang (a slow or dead endpoint).
+    pub hang: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let r = Receiver { addr, got: Arc::default(), script: Arc::default(), hang: Arc::default() };
+        let state = r.clone();
+        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: String| {
+            let state = state.clone();
+            async move {
+                state.got.lock().unwrap().push(Received { headers, body, at: Instant::now() });
+                while state.hang.load(std::sync::atomic::Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                let next = {
+                    let mut s = state.script.lock().unwrap();
+                    if s.is_empty() {
+                        None
+                    } else {
+                        Some(s.remove(0))
+                    }
+                };
+                let (status, retry_after) = next.unwrap_or((200, None));
+                let mut h = HeaderMap::new();
+                if let Some(ra) = retry_after {
+                    h.insert("retry-after", ra.to_string().parse().unwrap());
+                }
+                (StatusCode::from_u16(status).unwrap(), h, "ok")
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    pub fn answer_next(&self, statuses: &[(u16, Option<u64>)]) {
+        self.script.lock().unwrap().extend_from_slice(statuses);
+    }
+
+    /// Bodies received, parsed.
+    pub fn bodies(&self) -> Vec<Value> {
+        self.requests().iter().map(|r| serde_json::from_str(&r.body).unwrap()).collect()
+    }
+}
+
+/// Waits until `f` holds or the deadline passes (for asynchronous effects, never for speed).
+pub async fn eventually<F: Fn() -> bool>(what: &str, f: F) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn sample(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+pub fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}

@@ -39,13 +39,8 @@ pub async fn ingest(store: &TableClient, body: &[u8]) -> Result<Stored, AppError
         Err(StoreError::AlreadyExists) => true,
         Err(e) => return Err(AppError::Storage(e)),
     };
-    let stored = Stored {
-        partition_key: key.partition_key,
-        row_key: key.row_key,
-        duplicate,
-        test: lead.is_test(),
-        recognised: lead.recognised,
-    };
+    let stored =
+        Stored { partition_key: key.partition_key, row_key: key.row_key, duplicate, test: lead.is_test(), recognised: lead.recognised };
     // Contact details are personal data: only at debug level.
     tracing::info!(
         partition_key = %stored.partition_key,

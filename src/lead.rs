@@ -30,15 +30,7 @@ const CONTACT_FIELDS: [&str; 7] = ["FirstName", "LastName", "Email", "Phone", "C
 
 impl Contact {
     fn slots(&mut self) -> [&mut Option<String>; 7] {
-        [
-            &mut self.first_name,
-            &mut self.last_name,
-            &mut self.email,
-            &mut self.phone,
-            &mut self.country,
-            &mut self.company,
-            &mut self.title,
-        ]
+        [&mut self.first_name, &mut self.last_name, &mut self.email, &mut self.phone, &mut self.country, &mut self.company, &mut self.title]
     }
 
     pub fn fields(&self) -> [(&'static str, Option<&str>); 7] {
@@ -155,10 +147,7 @@ impl Lead {
             created: None,
             recognised: false,
         };
-        lead.recognised = user.is_some()
-            || !lead.lead_source.raw.is_empty()
-            || lead.action_code.is_some()
-            || lead.offer_title.is_some();
+        lead.recognised = user.is_some() || !lead.lead_source.raw.is_empty() || lead.action_code.is_some() || lead.offer_title.is_some();
         Ok((lead, value))
     }
 
@@ -323,7 +312,10 @@ mod tests {
     #[test]
     fn lead_source_parts() {
         let s = LeadSource::parse("AzureMarketplace-INS|publisher.offer");
-        assert_eq!((s.source.as_deref(), s.action.as_deref(), s.offer.as_deref()), (Some("AzureMarketplace"), Some("INS"), Some("publisher.offer")));
+        assert_eq!(
+            (s.source.as_deref(), s.action.as_deref(), s.offer.as_deref()),
+            (Some("AzureMarketplace"), Some("INS"), Some("publisher.offer"))
+        );
         let split = LeadSource::parse("AzureMarketplace");
         assert_eq!((split.source.as_deref(), split.action, split.offer), (Some("AzureMarketplace"), None, None));
         let odd = LeadSource::parse("SPZA-PLT|Contoso Analytics|extra");
@@ -333,8 +325,10 @@ mod tests {
 
     #[test]
     fn pascal_and_camel_case_read_the_same() {
-        let a = parse(json!({"UserDetails": {"FirstName": "Jana", "Email": "j@x.example"}, "LeadSource": "SPZA-PLT|c.o", "OfferTitle": "O"}));
-        let b = parse(json!({"userDetails": {"firstName": "Jana", "email": "j@x.example"}, "leadSource": "SPZA-PLT|c.o", "offerTitle": "O"}));
+        let a =
+            parse(json!({"UserDetails": {"FirstName": "Jana", "Email": "j@x.example"}, "LeadSource": "SPZA-PLT|c.o", "OfferTitle": "O"}));
+        let b =
+            parse(json!({"userDetails": {"firstName": "Jana", "email": "j@x.example"}, "leadSource": "SPZA-PLT|c.o", "offerTitle": "O"}));
         assert_eq!(a, b);
         assert_eq!(a.action_code.as_deref(), Some("PLT"));
         assert!(a.recognised);

@@ -14,7 +14,9 @@ use marketplace_leads::tools::{self, LeadFilter};
 
 #[derive(Parser)]
 #[command(name = "handler", version, about = "Microsoft commercial-marketplace leads: store every lead, tell the publisher at once.")]
-#[command(long_about = "With no command: the Azure Functions custom handler (listens on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT).\nSettings come from the environment; `handler settings` lists them.")]
+#[command(
+    long_about = "With no command: the Azure Functions custom handler (listens on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT).\nSettings come from the environment; `handler settings` lists them."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -211,7 +213,8 @@ fn print_settings(names_only: bool) {
 }
 
 fn init_tracing(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     // stderr: the Functions host collects it, and stdout stays clean for the tools' output.
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
 }

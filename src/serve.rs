@@ -34,7 +34,8 @@ impl Application {
             tracing::info!(channels = ?names, "notification channels");
         }
         let ingest_key = if standalone {
-            let key: &SecretString = settings.ingest_key.as_ref().ok_or("setting LEADS_INGEST_KEY: required by `handler serve` (callers pass it as ?code=)")?;
+            let key: &SecretString =
+                settings.ingest_key.as_ref().ok_or("setting LEADS_INGEST_KEY: required by `handler serve` (callers pass it as ?code=)")?;
             Some(Arc::new(key.clone()))
         } else {
             None

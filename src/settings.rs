@@ -118,7 +118,9 @@ impl Settings {
             Some(c) => ("LEADS_STORAGE", c),
             None => match get("AzureWebJobsStorage") {
                 Some(c) => ("AzureWebJobsStorage", c),
-                None => return Err(bad("AzureWebJobsStorage", "not set (set it or LEADS_STORAGE; `UseDevelopmentStorage=true` for Azurite)")),
+                None => {
+                    return Err(bad("AzureWebJobsStorage", "not set (set it or LEADS_STORAGE; `UseDevelopmentStorage=true` for Azurite)"))
+                }
             },
         };
         let storage = StorageAccount::from_connection_string(&connection).map_err(|e| bad(storage_name, e))?;
@@ -133,7 +135,11 @@ impl Settings {
 
         let max_attempts = match get("NOTIFY_MAX_ATTEMPTS") {
             None => 10,
-            Some(v) => v.parse::<u32>().ok().filter(|n| (1..=50).contains(n)).ok_or_else(|| bad("NOTIFY_MAX_ATTEMPTS", "a whole number from 1 to 50"))?,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=50).contains(n))
+                .ok_or_else(|| bad("NOTIFY_MAX_ATTEMPTS", "a whole number from 1 to 50"))?,
         };
         let notify_test_leads = match get("NOTIFY_TEST_LEADS").as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("true") | Some("1") | Some("yes") => true,
@@ -174,7 +180,13 @@ fn channels_from(get: &dyn Fn(&str) -> Option<String>) -> Result<ChannelSettings
                 Some(_) => return Err(bad("SMTP_SECURITY", "one of `starttls`, `tls`, `none`")),
             };
             let port = match get("SMTP_PORT") {
-                None => if security == SmtpSecurity::Tls { 465 } else { 587 },
+                None => {
+                    if security == SmtpSecurity::Tls {
+                        465
+                    } else {
+                        587
+                    }
+                }
                 Some(p) => p.parse().map_err(|_| bad("SMTP_PORT", "a port number"))?,
             };
             Some(EmailSettings {
@@ -220,9 +232,7 @@ fn check_url(name: &'static str, value: &str) -> Result<(), SettingError> {
 }
 
 fn valid_table_name(name: &str) -> bool {
-    (3..=63).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric())
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+    (3..=63).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric()) && name.starts_with(|c: char| c.is_ascii_alphabetic())
 }
 
 /// Compares a presented key with the configured one in constant time.
@@ -271,6 +281,9 @@ mod tests {
         ] {
             let mut m = env(&base);
             m.insert(name.into(), value.into());
+            if name == "NOTIFY_WEBHOOK_SECRET" {
+                m.insert("NOTIFY_WEBHOOK_URL".into(), "https://hooks.example/x".into());
+            }
             let e = Settings::from_map(&m).unwrap_err();
             assert_eq!(e.name, name, "{value}");
         }

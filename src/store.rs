@@ -276,10 +276,8 @@ impl TableClient {
         self.transactions.fetch_add(1, Ordering::Relaxed);
         let base = &self.account.table_endpoint;
         let mut url = format!("{base}/{path}");
-        let mut query: Vec<String> = params
-            .iter()
-            .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, KEY_ENCODE), utf8_percent_encode(v, KEY_ENCODE)))
-            .collect();
+        let mut query: Vec<String> =
+            params.iter().map(|(k, v)| format!("{}={}", utf8_percent_encode(k, KEY_ENCODE), utf8_percent_encode(v, KEY_ENCODE))).collect();
         if let Credential::Sas(sas) = &self.account.credential {
             query.push(sas.expose_secret().to_string());
         }

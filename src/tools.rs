@@ -120,7 +120,9 @@ pub fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(d) = s.parse::<NaiveDate>() {
         return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
     }
-    DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).map_err(|_| format!("`{s}` is neither a date (2026-11-01) nor an RFC 3339 time"))
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|_| format!("`{s}` is neither a date (2026-11-01) nor an RFC 3339 time"))
 }
 
 /// Reads every lead row, newest first, filtered.
@@ -140,7 +142,10 @@ pub async fn read_leads(store: &TableClient, filter: &LeadFilter) -> Result<Vec<
         .filter(|l| {
             filter.offer.as_ref().is_none_or(|o| {
                 let o = o.to_lowercase();
-                [l.lead.offer_title.as_deref(), l.lead.lead_source.offer.as_deref()].into_iter().flatten().any(|v| v.to_lowercase().contains(&o))
+                [l.lead.offer_title.as_deref(), l.lead.lead_source.offer.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v.to_lowercase().contains(&o))
             })
         })
         .filter(|l| filter.since.is_none_or(|s| l.lead.created.is_some_and(|c| c >= s)))
@@ -184,8 +189,24 @@ fn clip(s: &str, width: usize) -> String {
 }
 
 const EXPORT_COLUMNS: [&str; 18] = [
-    "createdTime", "firstName", "lastName", "email", "phone", "country", "company", "title", "source", "actionCode",
-    "offerId", "offerTitle", "description", "leadSource", "isTest", "doNotContact", "partitionKey", "rowKey",
+    "createdTime",
+    "firstName",
+    "lastName",
+    "email",
+    "phone",
+    "country",
+    "company",
+    "title",
+    "source",
+    "actionCode",
+    "offerId",
+    "offerTitle",
+    "description",
+    "leadSource",
+    "isTest",
+    "doNotContact",
+    "partitionKey",
+    "rowKey",
 ];
 
 fn export_record(l: &StoredLead) -> Vec<String> {
@@ -273,7 +294,15 @@ pub fn print_status(leads: &[StoredLead], channels: &[Channel], out: &mut dyn Wr
             };
             counts[idx] += 1;
         }
-        writeln!(out, "{:<8} delivered {:>6}  pending {:>6}  failed {:>6}  skipped {:>6}", ch.name(), counts[1], counts[0], counts[2], counts[3])?;
+        writeln!(
+            out,
+            "{:<8} delivered {:>6}  pending {:>6}  failed {:>6}  skipped {:>6}",
+            ch.name(),
+            counts[1],
+            counts[0],
+            counts[2],
+            counts[3]
+        )?;
     }
     for l in leads {
         for ch in channels {

@@ -121,7 +121,10 @@ impl ChannelRecord {
 pub enum SendOutcome {
     Delivered,
     /// Worth trying again (timeout, 5xx, 408, 429, SMTP 4xx); `after` from `Retry-After`.
-    Retry { error: String, after: Option<Duration> },
+    Retry {
+        error: String,
+        after: Option<Duration>,
+    },
     /// Trying again will not help (4xx, 410 Gone, SMTP 5xx).
     Permanent(String),
 }
@@ -236,12 +239,8 @@ pub(crate) async fn post_json(http: &reqwest::Client, url: &str, headers: &[(&st
     if status.is_success() {
         return SendOutcome::Delivered;
     }
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after =
+        resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
     let snippet: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
     let error = format!("HTTP {}: {}", status.as_u16(), snippet.replace(['\r', '\n'], " "));
     match status.as_u16() {
@@ -487,7 +486,11 @@ impl Notifier {
         match self.leads.merge(pk, rk, &result, &etag).await {
             Ok(_) => {}
             Err(StoreError::Changed) => {
-                tracing::warn!(partition_key = pk, row_key = rk, "lead changed while notifying (lease expired?): outcome not recorded, a repeat with the same id may follow");
+                tracing::warn!(
+                    partition_key = pk,
+                    row_key = rk,
+                    "lead changed while notifying (lease expired?): outcome not recorded, a repeat with the same id may follow"
+                );
             }
             Err(e) => return Err(e),
         }

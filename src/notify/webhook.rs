@@ -60,11 +60,7 @@ pub async fn send(http: &reqwest::Client, cfg: &WebhookSettings, lead: &Lead, ms
     let body = payload(lead, msg).to_string();
     let timestamp = chrono::Utc::now().timestamp();
     let signature = sign(&key, &msg.id, timestamp, &body);
-    let headers = [
-        ("webhook-id", msg.id.clone()),
-        ("webhook-timestamp", timestamp.to_string()),
-        ("webhook-signature", signature),
-    ];
+    let headers = [("webhook-id", msg.id.clone()), ("webhook-timestamp", timestamp.to_string()), ("webhook-signature", signature)];
     post_json(http, cfg.url.expose_secret(), &headers, body).await
 }
 
@@ -77,10 +73,7 @@ mod tests {
         // The example from the Standard Webhooks specification.
         let key = decode_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let body = r#"{"test": 2432232314}"#;
-        assert_eq!(
-            sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
+        assert_eq!(sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 
     #[test]

@@ -186,6 +186,9 @@ pub async fn invoke_timer(h: &Handler) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// A queued answer: status and optional `Retry-After` seconds.
+pub type Scripted = (u16, Option<u64>);
+
 /// One request a [`Receiver`] got.
 #[derive(Clone, Debug)]
 pub struct Received {
@@ -199,7 +202,7 @@ pub struct Received {
 pub struct Receiver {
     pub addr: SocketAddr,
     pub got: Arc<Mutex<Vec<Received>>>,
-    pub script: Arc<Mutex<Vec<(u16, Option<u64>)>>>,
+    pub script: Arc<Mutex<Vec<Scripted>>>,
     /// While true, requests hang (a slow or dead endpoint).
     pub hang: Arc<std::sync::atomic::AtomicBool>,
 }

@@ -56,7 +56,7 @@ start_azurite() { # port [--inMemoryPersistence | data dir]
 
 start_smtp() { # port maildir
   local log="$STATE_DIR/smtp-$1.log"
-  mkdir -p "$2"
+  mkdir -p "$2/tmp" "$2/new" "$2/cur"  # a Maildir; aiosmtpd does not create it
   "$ROOT/.venv/bin/python" -m aiosmtpd -n -l "127.0.0.1:$1" -c aiosmtpd.handlers.Mailbox "$2" >"$log" 2>&1 &
   PIDS+=($!)
   wait_for_port "$1" "the SMTP server" "$log"

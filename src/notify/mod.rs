@@ -344,8 +344,8 @@ impl Notifier {
         }
         let select = select.join(",");
 
-        let mut due = Vec::new();
-        let mut oldest_unfinished: Option<NaiveDate> = None;
+        // Every row with unfinished channels, by date; those due now are claimed below.
+        let mut unfinished: Vec<(NaiveDate, String, String, bool)> = Vec::new();
         let mut date = scan_from;
         while date <= today + Days::new(1) {
             let pk = partition_key_for(date);
@@ -358,32 +358,42 @@ impl Notifier {
                 if records.iter().all(|r| r.state != DeliveryState::Pending) {
                     continue;
                 }
-                report.unfinished += 1;
-                oldest_unfinished = Some(oldest_unfinished.map_or(date, |d| d.min(date)));
                 let leased = get_datetime(&row, "NotifyLeaseUntil").is_some_and(|t| t > now);
-                if records.iter().any(|r| r.is_due(now)) && !leased {
-                    let rk = row.get("RowKey").and_then(Value::as_str).unwrap_or_default().to_string();
-                    due.push((pk.clone(), rk));
-                }
+                let due = records.iter().any(|r| r.is_due(now)) && !leased;
+                let rk = row.get("RowKey").and_then(Value::as_str).unwrap_or_default().to_string();
+                unfinished.push((date, pk.clone(), rk, due));
             }
             date = date + Days::new(1);
         }
+        report.unfinished = unfinished.len() as u32;
 
-        due.truncate(MAX_LEADS_PER_RUN);
-        let outcomes: Vec<Result<LeadOutcome, StoreError>> =
-            stream::iter(due).map(|(pk, rk)| async move { self.process(&pk, &rk).await }).buffer_unordered(CONCURRENCY).collect().await;
-        for outcome in outcomes {
+        let due: Vec<(String, String)> =
+            unfinished.iter().filter(|u| u.3).take(MAX_LEADS_PER_RUN).map(|(_, pk, rk, _)| (pk.clone(), rk.clone())).collect();
+        let outcomes: Vec<((String, String), Result<LeadOutcome, StoreError>)> = stream::iter(due)
+            .map(|(pk, rk)| async move {
+                let outcome = self.process(&pk, &rk).await;
+                ((pk, rk), outcome)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut finished = std::collections::HashSet::new();
+        for (key, outcome) in outcomes {
             match outcome? {
                 LeadOutcome::Busy => report.busy += 1,
-                LeadOutcome::Done { delivered, retrying, failed, skipped } => {
+                LeadOutcome::Done { delivered, retrying, failed, skipped, finished: all_final } => {
                     report.claimed += 1;
                     report.delivered += delivered;
                     report.retrying += retrying;
                     report.failed += failed;
                     report.skipped += skipped;
+                    if all_final {
+                        finished.insert(key);
+                    }
                 }
             }
         }
+        let oldest_unfinished = unfinished.iter().filter(|(_, pk, rk, _)| !finished.contains(&(pk.clone(), rk.clone()))).map(|u| u.0).min();
 
         let next_from = oldest_unfinished.map_or(floor, |d| d.min(floor));
         if next_from != scan_from {
@@ -432,7 +442,13 @@ impl Notifier {
                 result.insert(ch.column("State"), DeliveryState::Skipped.as_str().into());
             }
             return match self.leads.merge(pk, rk, &result, &etag).await {
-                Ok(_) => Ok(LeadOutcome::Done { delivered: 0, retrying: 0, failed: 0, skipped: due.len() as u32 }),
+                Ok(_) => {
+                    let finished = self
+                        .active
+                        .iter()
+                        .all(|c| due.iter().any(|(d, _)| d == c) || ChannelRecord::read(&entity, *c).state != DeliveryState::Pending);
+                    Ok(LeadOutcome::Done { delivered: 0, retrying: 0, failed: 0, skipped: due.len() as u32, finished })
+                }
                 Err(StoreError::Changed) => Ok(LeadOutcome::Busy),
                 Err(e) => Err(e),
             };
@@ -494,13 +510,24 @@ impl Notifier {
             }
             Err(e) => return Err(e),
         }
-        Ok(LeadOutcome::Done { delivered, retrying, failed, skipped: 0 })
+        let finished = self.active.iter().all(|c| match result.get(&c.column("State")).and_then(Value::as_str) {
+            Some(state) => state != DeliveryState::Pending.as_str(),
+            None => ChannelRecord::read(&entity, *c).state != DeliveryState::Pending,
+        });
+        Ok(LeadOutcome::Done { delivered, retrying, failed, skipped: 0, finished })
     }
 }
 
 enum LeadOutcome {
     Busy,
-    Done { delivered: u32, retrying: u32, failed: u32, skipped: u32 },
+    /// `finished`: no configured channel is left pending on this lead.
+    Done {
+        delivered: u32,
+        retrying: u32,
+        failed: u32,
+        skipped: u32,
+        finished: bool,
+    },
 }
 
 /// The stable id of a lead's notifications (`webhook-id`, e-mail Message-ID).

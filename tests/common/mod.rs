@@ -56,10 +56,15 @@ pub fn mails_containing(needle: &str) -> Vec<String> {
     for sub in ["new", "cur"] {
         if let Ok(dir) = std::fs::read_dir(maildir().join(sub)) {
             for f in dir.flatten() {
-                if let Ok(text) = std::fs::read_to_string(f.path()) {
-                    if text.contains(needle) {
-                        out.push(text);
-                    }
+                let Ok(raw) = std::fs::read_to_string(f.path()) else { continue };
+                // Search the decoded message: subjects and bodies are MIME-encoded.
+                let Ok(mail) = mailparse::parse_mail(raw.as_bytes()) else { continue };
+                let mut text: String = mail.headers.iter().map(|h| h.get_value() + "\n").collect();
+                for part in mail.parts() {
+                    text.push_str(&part.get_body().unwrap_or_default());
+                }
+                if text.contains(needle) {
+                    out.push(raw);
                 }
             }
         }

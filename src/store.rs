@@ -274,6 +274,7 @@ impl TableClient {
         extra: &[(&str, &str)],
     ) -> Result<reqwest::Response, StoreError> {
         self.transactions.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(method = %method, path, "table request");
         let base = &self.account.table_endpoint;
         let mut url = format!("{base}/{path}");
         let mut query: Vec<String> =

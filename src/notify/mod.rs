@@ -319,12 +319,13 @@ impl Notifier {
         let Ok(_guard) = self.running.try_lock() else {
             return Ok(PollReport { overlapped: true, ..Default::default() });
         };
-        let start = self.leads.transactions() + self.cursor.transactions();
+        // `cursor` shares `leads`' counter (same client, other table).
+        let start = self.leads.transactions();
         let mut report = PollReport::default();
         if !self.active.is_empty() {
             self.poll(Utc::now(), &mut report).await?;
         }
-        report.transactions = self.leads.transactions() + self.cursor.transactions() - start;
+        report.transactions = self.leads.transactions() - start;
         if report.claimed > 0 || report.failed > 0 {
             tracing::info!(%report, "LeadNotify run");
         } else {

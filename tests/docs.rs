@@ -1,0 +1,55 @@
+//! The public contract stays written down: every setting the binary reads is in the README's
+//! settings table and in `local.settings.json.sample`, and the function definitions match what
+//! the handler serves.
+
+use marketplace_leads::settings::SETTINGS;
+use serde_json::Value;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn json(path: &str) -> Value {
+    serde_json::from_str(&read(path)).unwrap()
+}
+
+#[test]
+fn readme_documents_every_setting() {
+    let readme = read("README.md");
+    for s in SETTINGS {
+        assert!(readme.contains(&format!("| `{}` |", s.name)), "README settings table lacks {}", s.name);
+    }
+}
+
+#[test]
+fn local_settings_sample_has_every_app_setting() {
+    let sample = json("local.settings.json.sample");
+    let values = sample["Values"].as_object().unwrap();
+    assert_eq!(values["FUNCTIONS_WORKER_RUNTIME"], "custom");
+    for s in SETTINGS.iter().filter(|s| !matches!(s.name, "LEADS_INGEST_KEY" | "FUNCTIONS_CUSTOMHANDLER_PORT")) {
+        assert!(values.contains_key(s.name), "local.settings.json.sample lacks {}", s.name);
+    }
+}
+
+#[test]
+fn function_definitions_match_the_handler() {
+    let host = json("host.json");
+    assert_eq!(host["customHandler"]["description"]["defaultExecutablePath"], "handler");
+    assert_eq!(host["customHandler"]["enableProxyingHttpRequest"], true);
+    assert_eq!(host["extensionBundle"]["id"], "Microsoft.Azure.Functions.ExtensionBundle");
+
+    let ingest = json("LeadIngest/function.json");
+    let bindings = ingest["bindings"].as_array().unwrap();
+    // Proxying only applies to a function with exactly one httpTrigger in and one http out.
+    assert_eq!(bindings.len(), 2);
+    assert_eq!(bindings[0]["type"], "httpTrigger");
+    assert_eq!(bindings[0]["authLevel"], "function");
+    assert_eq!(bindings[0]["methods"], serde_json::json!(["post"]));
+    assert_eq!(bindings[0]["name"], "req");
+    assert_eq!(bindings[1]["type"], "http");
+    assert_eq!(bindings[1]["name"], "res");
+
+    let notify = json("LeadNotify/function.json");
+    assert_eq!(notify["bindings"][0]["type"], "timerTrigger");
+    assert_eq!(notify["bindings"][0]["schedule"], "%NOTIFY_SCHEDULE%");
+}

@@ -124,10 +124,10 @@ fn spawn(args: &[&str], env: &[(&str, String)], host_port: Option<u16>) -> (Spaw
         cmd.args(["--port", &port.to_string()]);
     }
     let start = Instant::now();
-    let child = cmd.spawn().expect("spawn handler");
+    let spawned = Spawned { child: cmd.spawn().expect("spawn handler"), port };
     loop {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (Spawned { child, port }, start.elapsed());
+            return (spawned, start.elapsed());
         }
         assert!(start.elapsed() < Duration::from_secs(10), "handler did not start");
         std::thread::sleep(Duration::from_micros(200));

@@ -18,8 +18,6 @@ pub enum AppError {
     Unauthorized,
     #[error("lead not stored: storage unavailable, retry later")]
     Storage(#[source] StoreError),
-    #[error("internal error")]
-    Internal(String),
 }
 
 impl AppError {
@@ -29,21 +27,15 @@ impl AppError {
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AppError::Storage(StoreError::Rejected { .. }) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Storage(StoreError::Rejected { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// The JSON body a client sees.
     pub fn body(&self) -> serde_json::Value {
-        match self {
-            AppError::Storage(cause) => {
-                tracing::error!(error = %cause, "lead not stored");
-            }
-            AppError::Internal(cause) => {
-                tracing::error!(error = %cause, "internal error");
-            }
-            _ => {}
+        if let AppError::Storage(cause) = self {
+            tracing::error!(error = %cause, "lead not stored");
         }
         serde_json::json!({ "error": self.to_string() })
     }

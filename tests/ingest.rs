@@ -236,3 +236,21 @@ async fn bad_settings_fail_at_start_naming_the_setting() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("LEADS_STORAGE") && !stderr.contains("%%%%"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_retry_across_midnight_is_still_one_lead() {
+    use chrono::TimeZone;
+    let table = unique_table();
+    let store = table_client(&table);
+    let body = sample("https-lead.json");
+    let before = chrono::Utc.with_ymd_and_hms(2026, 3, 9, 23, 59, 58).unwrap();
+    let after = chrono::Utc.with_ymd_and_hms(2026, 3, 10, 0, 0, 3).unwrap();
+    let first = marketplace_leads::ingest::ingest_at(&store, body.as_bytes(), before).await.unwrap();
+    let retry = marketplace_leads::ingest::ingest_at(&store, body.as_bytes(), after).await.unwrap();
+    assert!(!first.duplicate && retry.duplicate);
+    assert_eq!(retry.partition_key, "3:2F9:2F2026");
+    let later = chrono::Utc.with_ymd_and_hms(2026, 3, 10, 9, 0, 0).unwrap();
+    let next_morning = marketplace_leads::ingest::ingest_at(&store, body.as_bytes(), later).await.unwrap();
+    assert!(!next_morning.duplicate, "outside the window the same content is a new day's lead");
+    assert_eq!(rows(&table).await.len(), 2);
+}

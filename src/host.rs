@@ -11,8 +11,8 @@
 //!   answer to the host fails the invocation and drops its outputs).
 //! - LeadNotify (timer) always arrives as an envelope at `/LeadNotify`.
 //!
-//! In `handler serve` mode the same router runs without the host, so the handler checks the
-//! `?code=` key itself.
+//! In `handler serve` mode there is no host: the envelope routes are not mounted, and the handler
+//! checks the `?code=` key of `/api/LeadIngest` itself.
 
 use std::sync::Arc;
 
@@ -42,16 +42,19 @@ pub struct AppState {
     pub ingest_key: Option<Arc<SecretString>>,
 }
 
-/// The whole router: readiness, the proxied HTTP function, and the envelope endpoints.
+/// The whole router: readiness, the proxied HTTP function, and (under the host) the envelope
+/// endpoints.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(|| async { "marketplace-leads handler" }))
-        .route("/api/LeadIngest", any(lead_ingest_proxied))
-        .route("/LeadIngest", post(lead_ingest_envelope))
-        .route("/LeadNotify", post(lead_notify_envelope))
-        // Envelopes carry the body as a JSON string: allow room for escaping.
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES * 8))
-        .with_state(state)
+    let router = Router::new().route("/", get(|| async { "marketplace-leads handler" })).route("/api/LeadIngest", any(lead_ingest_proxied));
+    // Envelopes come only from the host, which has already checked the function key. Standalone
+    // there is no host, so they are not served: the keyed route is the only way in.
+    let router = if state.ingest_key.is_none() {
+        router.route("/LeadIngest", post(lead_ingest_envelope)).route("/LeadNotify", post(lead_notify_envelope))
+    } else {
+        router
+    };
+    // Envelopes carry the body as a JSON string: allow room for escaping.
+    router.layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES * 8)).with_state(state)
 }
 
 #[derive(Deserialize)]

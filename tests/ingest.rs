@@ -191,6 +191,12 @@ async fn serve_mode_checks_the_key() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
+    // No host in this mode: the unauthenticated envelope endpoints must not exist.
+    let envelope = http_envelope(&sample("https-lead.json"), "POST");
+    for path in ["/LeadIngest", "/LeadNotify"] {
+        let resp = reqwest::Client::new().post(h.url(path)).json(&envelope).send().await.unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+    }
     let logs = h.logs();
     assert!(!logs.contains("s3cret-key"), "key in logs");
     assert!(!logs.contains("jana.novak@contoso.example") && !logs.contains("601 234 567"), "contact details at info level: {logs}");

@@ -158,3 +158,73 @@ async fn lead_notify_envelope(State(state): State<AppState>, Json(inv): Json<Inv
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Routing, in process with `oneshot`: nothing here reaches storage (it points at a closed
+    //! port), so these cover the answers given before any write. End-to-end lives in tests/.
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    fn state(standalone: bool) -> AppState {
+        let env = [(
+            "AzureWebJobsStorage".to_string(),
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;TableEndpoint=http://127.0.0.1:1/devstoreaccount1"
+                .to_string(),
+        )];
+        let settings = crate::settings::Settings::from_map(&env.into_iter().collect()).unwrap();
+        let store = TableClient::new(settings.storage.clone(), &settings.table);
+        let notifier = Arc::new(Notifier::new(&settings, store.clone()).unwrap());
+        let ingest_key = standalone.then(|| Arc::new(SecretString::from("k")));
+        AppState { store, notifier, ingest_key }
+    }
+
+    async fn call(standalone: bool, req: Request<Body>) -> (StatusCode, Value) {
+        let resp = app(state(standalone)).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    fn post(uri: &str, body: impl Into<Body>) -> Request<Body> {
+        Request::post(uri).header("content-type", "application/json").body(body.into()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn readiness_probe_answers() {
+        let resp = app(state(false)).oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn answers_before_any_write() {
+        let (s, body) = call(false, Request::get("/api/LeadIngest").body(Body::empty()).unwrap()).await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(body["error"].as_str().unwrap().contains("POST"));
+        assert_eq!(call(false, post("/api/LeadIngest", "[1]")).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(call(false, post("/api/LeadIngest", "x".repeat(40_000))).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn standalone_needs_the_key_and_has_no_envelopes() {
+        assert_eq!(call(true, post("/api/LeadIngest", "{}")).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(call(true, post("/api/LeadIngest?code=nope", "{}")).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(call(true, post("/LeadIngest", "{}")).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(call(true, post("/LeadNotify", "{}")).await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn envelopes_always_answer_the_host_200() {
+        let env = json!({"Data": {"req": {"Method": "GET", "Body": ""}}, "Metadata": {}});
+        let (s, reply) = call(false, post("/LeadIngest", env.to_string())).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(reply["Outputs"]["res"]["statusCode"], "405");
+        // No channel configured: the timer runs, does nothing, and says so.
+        let timer = json!({"Data": {"timer": {"IsPastDue": true}}, "Metadata": {}});
+        let (s, reply) = call(false, post("/LeadNotify", timer.to_string())).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(reply["Logs"][0].as_str().unwrap().contains("past due: true"));
+    }
+}

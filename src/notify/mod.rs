@@ -225,6 +225,14 @@ impl Channels {
     }
 }
 
+/// Separates an error from the receiver's answer body, which goes to the table (for `leads
+/// status`) but not to the logs: an endpoint may echo the lead back.
+const BODY_MARK: &str = "; answer: ";
+
+fn loggable(error: &str) -> &str {
+    error.split(BODY_MARK).next().unwrap_or(error)
+}
+
 /// POSTs JSON and classifies the answer. Errors never include the URL (it carries tokens).
 pub(crate) async fn post_json(http: &reqwest::Client, url: &str, headers: &[(&str, String)], body: String) -> SendOutcome {
     let mut req = http.post(url).header("Content-Type", "application/json").body(body);
@@ -242,7 +250,7 @@ pub(crate) async fn post_json(http: &reqwest::Client, url: &str, headers: &[(&st
     let retry_after =
         resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
     let snippet: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
-    let error = format!("HTTP {}: {}", status.as_u16(), snippet.replace(['\r', '\n'], " "));
+    let error = format!("HTTP {}{BODY_MARK}{}", status.as_u16(), snippet.replace(['\r', '\n'], " "));
     match status.as_u16() {
         408 | 429 | 500..=599 => SendOutcome::Retry { error, after: retry_after },
         300..=399 => SendOutcome::Permanent(format!("{error} (redirects are not followed: use the final URL)")),
@@ -485,13 +493,28 @@ impl Notifier {
                     retrying += 1;
                     let wait = retry_delay(attempts, after);
                     put_datetime(&mut result, &ch.column("NextAttempt"), done_at + wait);
-                    tracing::warn!(partition_key = pk, row_key = rk, channel = ch.name(), attempts, %error, retry_in_s = wait.as_secs(), "notification failed, will retry");
+                    tracing::warn!(
+                        partition_key = pk,
+                        row_key = rk,
+                        channel = ch.name(),
+                        attempts,
+                        error = loggable(&error),
+                        retry_in_s = wait.as_secs(),
+                        "notification failed, will retry"
+                    );
                     result.insert(ch.column("LastError"), error.into());
                     DeliveryState::Pending
                 }
                 SendOutcome::Retry { error, .. } | SendOutcome::Permanent(error) => {
                     failed += 1;
-                    tracing::error!(partition_key = pk, row_key = rk, channel = ch.name(), attempts, %error, "notification failed for good: see `handler leads status`");
+                    tracing::error!(
+                        partition_key = pk,
+                        row_key = rk,
+                        channel = ch.name(),
+                        attempts,
+                        error = loggable(&error),
+                        "notification failed for good: see `handler leads status`"
+                    );
                     result.insert(ch.column("LastError"), error.into());
                     DeliveryState::Failed
                 }
@@ -561,6 +584,13 @@ mod tests {
         assert!(!ChannelRecord::read(&e, Channel::Email).is_due(now));
         e.insert("NotifyEmailState".into(), "delivered".into());
         assert_eq!(ChannelRecord::read(&e, Channel::Email).state, DeliveryState::Delivered);
+    }
+
+    #[test]
+    fn answer_bodies_stay_out_of_logs() {
+        let error = format!("HTTP 400{BODY_MARK}invalid lead jana@contoso.example");
+        assert_eq!(loggable(&error), "HTTP 400");
+        assert_eq!(loggable("SMTP: timed out"), "SMTP: timed out");
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub async fn send_test_lead(url: &str) -> i32 {
             let lower = why.to_lowercase();
             let diagnosis = if lower.contains("dns") || lower.contains("lookup") || lower.contains("resolve") {
                 "DNS: the host name does not resolve; check the function app name in the URL"
-            } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("ssl") {
+            } else if ["certificate", "tls", "ssl", "handshake", "corrupt message"].iter().any(|w| lower.contains(w)) {
                 "TLS: the server's certificate was not accepted; Partner Center needs a valid public certificate"
             } else if lower.contains("refused") {
                 "nothing listens at that address and port; is the app running?"

@@ -158,6 +158,9 @@ async fn send_test_lead_stores_msft_test_lead_and_diagnoses_failures() {
     let closed = format!("http://127.0.0.1:{}/api/LeadIngest?code=x", free_port());
     let (ok, _, err) = run(&table, &["send-test-lead", &closed]);
     assert!(!ok && err.contains("nothing listens"), "{err}");
+    // https:// to a plain-HTTP port: the TLS handshake fails.
+    let (ok, _, err) = run(&table, &["send-test-lead", &h.url("/api/LeadIngest?code=x").replace("http://", "https://")]);
+    assert!(!ok && err.contains("TLS"), "{err}");
     let (ok, _, err) = run(&table, &["send-test-lead", "not a url"]);
     assert!(!ok && err.contains("not a URL"), "{err}");
 

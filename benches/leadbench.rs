@@ -1,26 +1,33 @@
 //! The benchmark behind BENCHMARKS.md. Run with `./scripts/bench` (it starts Azurite and passes
-//! its port in LEADBENCH_AZURITE_PORT). Everything is measured in one run on one machine, each
+//! its port in TEST_AZURITE_TABLE_PORT, as `scripts/test` does; the test-support module is shared). Everything is measured in one run on one machine, each
 //! figure next to its baseline, because these machines are noisy.
 //!
 //! 1. Intake: leads through `handler serve` vs the same inserts done directly with the storage
 //!    client, same concurrency, interleaved rounds.
 //! 2. Start-up: exec to listening, and idle RSS.
-//! 3. Notify latency: intake to webhook delivery at a one-second schedule.
-//! 4. Poll cost: table transactions per poll with 100 vs 100 000 stored, notified leads.
+//! 3. Notify latency: intake to webhook delivery, immediate run vs the timer alone, journey on
+//!    and off; table transactions per notified lead, counted by an in-process notifier.
+//! 4. Poll cost: table transactions, rows read and time per poll with 100 vs 100 000 stored,
+//!    notified leads: fast path only, and with the safety-net sweep (first, overlapping, steady).
+//! 5. Storage cut: a paced stream through `handler serve` whose storage path (`FaultProxy`) is cut
+//!    for 2 s, with the default retry window and with none.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{Days, Utc};
+use common::{connection_string, free_port, table_client as client, FaultProxy, Receiver};
 use futures_util::stream::{self, StreamExt};
+use marketplace_leads::entity::{put_datetime, Entity};
 use marketplace_leads::lead::{partition_key_for, DedupeKey, Lead};
 use marketplace_leads::notify::Notifier;
 use marketplace_leads::settings::Settings;
-use marketplace_leads::store::{put_datetime, Entity, StorageAccount, TableClient};
+use marketplace_leads::store::TableClient;
 use serde_json::{json, Value};
-
-const DEV_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const CONCURRENCY: usize = 16;
 const ROUND: usize = 1000;
 const ROUNDS: usize = 3;
@@ -28,15 +35,6 @@ const ROUNDS: usize = 3;
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(run());
-}
-
-fn connection_string() -> String {
-    let port: u16 = std::env::var("LEADBENCH_AZURITE_PORT").ok().and_then(|p| p.parse().ok()).expect("run ./scripts/bench");
-    format!("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
-}
-
-fn client(table: &str) -> TableClient {
-    TableClient::new(StorageAccount::from_connection_string(&connection_string()).expect("connection string"), table)
 }
 
 fn lead_payload(i: usize, run: &str) -> String {
@@ -106,10 +104,6 @@ impl Drop for Spawned {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
 /// Starts the handler; returns it and the time from exec to accepting connections.
 fn spawn(args: &[&str], env: &[(&str, String)], host_port: Option<u16>) -> (Spawned, Duration) {
     let port = host_port.unwrap_or_else(free_port);
@@ -146,11 +140,19 @@ fn ms(d: Duration) -> String {
 }
 
 async fn run() {
-    println!("# leadbench ({} CPU(s), Azurite {}, concurrency {CONCURRENCY})\n", num_cpus(), azurite_version());
+    let began = Instant::now();
+    println!(
+        "# leadbench ({} CPU(s), Azurite {}, concurrency {CONCURRENCY}; load average at start {})\n",
+        num_cpus(),
+        azurite_version(),
+        loadavg()
+    );
     intake().await;
     startup();
-    notify_latency().await;
+    notify_section().await;
+    cut_section().await;
     poll_cost().await;
+    println!("Load average at the end: {}; the whole run took {:.0} s.", loadavg(), began.elapsed().as_secs_f64());
 }
 
 fn num_cpus() -> usize {
@@ -187,9 +189,21 @@ async fn intake() {
             .await
         }
     };
-    let handler_round = |run: String| {
+    // The default configuration: a webhook channel, so each stored lead wakes an immediate
+    // LeadNotify run in the handler, which notifies while the load goes on (its own table).
+    let hook = Receiver::start().await;
+    let notify_table = format!("Bench{}", uuid::Uuid::new_v4().simple());
+    let notify_env = [
+        ("AzureWebJobsStorage", connection_string()),
+        ("LEADS_TABLE", notify_table),
+        ("LEADS_INGEST_KEY", "bench".into()),
+        ("NOTIFY_WEBHOOK_URL", hook.url()),
+        ("NOTIFY_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+    ];
+    let (notifying, _) = spawn(&["serve"], &notify_env, None);
+    let notify_url = format!("http://127.0.0.1:{}/api/LeadIngest?code=bench", notifying.port);
+    let handler_round = |url: String, run: String| {
         let http = http.clone();
-        let url = url.clone();
         async move {
             measure(ROUND, |i| {
                 let req = http.post(&url).body(lead_payload(i, &run));
@@ -201,13 +215,25 @@ async fn intake() {
             .await
         }
     };
-    // Warm both paths, then interleave rounds so drift hits both alike.
+    // Untimed: the notifier's backlog must not run into the next round.
+    let drain = |n: usize| {
+        let hook = hook.clone();
+        async move { wait_for_hooks(&hook, n).await }
+    };
+    // Warm every path, then interleave rounds so drift hits all alike.
     raw_round("warm-raw".into()).await;
-    handler_round("warm-handler".into()).await;
-    let (mut raw, mut via) = (Vec::new(), Vec::new());
+    handler_round(url.clone(), "warm-handler".into()).await;
+    handler_round(notify_url.clone(), "warm-notify".into()).await;
+    drain(ROUND).await;
+    let (mut raw, mut via, mut notified) = (Vec::new(), Vec::new(), Vec::new());
+    let mut during = 0;
     for r in 0..ROUNDS {
         raw.push(raw_round(format!("raw{r}")).await);
-        via.push(handler_round(format!("handler{r}")).await);
+        via.push(handler_round(url.clone(), format!("handler{r}")).await);
+        let before = hook.requests().len();
+        notified.push(handler_round(notify_url.clone(), format!("notify{r}")).await);
+        during += hook.requests().len() - before;
+        drain(ROUND * (r + 2)).await;
     }
     let merge = |loads: Vec<Load>| {
         let count = loads.iter().map(|l| l.count).sum();
@@ -216,17 +242,31 @@ async fn intake() {
         latencies.sort();
         Load { count, elapsed, latencies }
     };
-    let (raw, via) = (merge(raw), merge(via));
+    let (raw, via, notified) = (merge(raw), merge(via), merge(notified));
     let rss_after = rss_kib(handler.child.id());
+    let rss_notifying = rss_kib(notifying.child.id());
     println!("## Intake ({} leads each, {ROUNDS} interleaved rounds)\n", raw.count);
     println!("| path | leads/s | p50 | p99 |\n|---|---|---|---|");
     println!("| direct table insert (baseline) | {:.0} | {} | {} |", raw.rate(), ms(raw.p(0.5)), ms(raw.p(0.99)));
-    println!("| POST through `handler serve` | {:.0} | {} | {} |", via.rate(), ms(via.p(0.5)), ms(via.p(0.99)));
+    println!("| POST through `handler serve` (no channel) | {:.0} | {} | {} |", via.rate(), ms(via.p(0.5)), ms(via.p(0.99)));
     println!(
-        "\nhandler/direct throughput: **{:.2}×** (target ≥ 0.8); p99 ratio: **{:.2}×** (target ≤ 2); handler RSS after load: {:.1} MiB\n",
+        "| POST through `handler serve`, webhook channel, immediate runs | {:.0} | {} | {} |",
+        notified.rate(),
+        ms(notified.p(0.5)),
+        ms(notified.p(0.99))
+    );
+    println!(
+        "\nhandler/direct throughput: **{:.2}×** (target ≥ 0.8); p99 ratio: **{:.2}×** (target ≤ 2); handler RSS after load: {:.1} MiB.",
         via.rate() / raw.rate(),
         via.p(0.99).as_secs_f64() / raw.p(0.99).as_secs_f64(),
         rss_after as f64 / 1024.0
+    );
+    println!(
+        "With the webhook channel: **{:.2}×** and **{:.2}×**; {during} of its {} leads were notified while their round ran; RSS after load {:.1} MiB.\n",
+        notified.rate() / raw.rate(),
+        notified.p(0.99).as_secs_f64() / raw.p(0.99).as_secs_f64(),
+        notified.count,
+        rss_notifying as f64 / 1024.0
     );
 }
 
@@ -252,60 +292,154 @@ fn startup() {
     );
 }
 
-async fn notify_latency() {
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// Notify-latency leads: 40 leads over 10 customers, so the journey lookup has history.
+const NOTIFY_LEADS: usize = 40;
+const CUSTOMERS: usize = 10;
+
+/// A lead of customer `i % CUSTOMERS` (repeat customers: the journey finds earlier leads).
+fn repeat_customer_payload(i: usize, run: &str) -> String {
+    json!({
+        "UserDetails": {"FirstName": "Jana", "LastName": "Novák", "Email": format!("customer{}@contoso.example", i % CUSTOMERS),
+                        "Phone": "+420 601 234 567", "Country": "CZ", "Company": format!("Contoso {run} {i}"), "Title": "CTO"},
+        "LeadSource": "SPZA-PLT|contoso.contoso-analytics", "ActionCode": "PLT", "OfferTitle": "Contoso Analytics",
+        "Description": "Campaigns: spring-launch"
+    })
+    .to_string()
+}
+
+fn settings_from(pairs: &[(&str, String)]) -> Settings {
+    let env: std::collections::HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    Settings::from_map(&env).expect("settings")
+}
+
+fn flag(on: bool) -> String {
+    if on { "true" } else { "false" }.into()
+}
+
+/// Posts one lead; returns its row key and the moment the answer arrived.
+async fn post_lead(http: &reqwest::Client, url: &str, body: String) -> (String, Instant) {
+    let resp = http.post(url).body(body).send().await.expect("post");
+    let answered = Instant::now();
+    assert_eq!(resp.status(), 201);
+    let v: Value = resp.json().await.expect("json");
+    (v["rowKey"].as_str().unwrap_or_default().to_string(), answered)
+}
+
+async fn wait_for_hooks(hook: &Receiver, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while hook.requests().len() < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn hook_row_keys(hook: &Receiver) -> Vec<(String, Instant)> {
+    hook.requests()
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+            (v["data"]["rowKey"].as_str().unwrap_or_default().to_string(), r.at)
+        })
+        .collect()
+}
+
+/// Intake answered → webhook received, through `handler serve`.
+async fn notify_latency(immediate: bool, journey: bool) {
     let table = format!("Bench{}", uuid::Uuid::new_v4().simple());
-    let arrivals: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let hook_url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    let got = arrivals.clone();
-    let app = axum::Router::new().fallback(move |body: String| {
-        let got = got.clone();
-        async move {
-            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            let rk = v["data"]["rowKey"].as_str().unwrap_or_default().to_string();
-            got.lock().expect("lock").push((rk, Instant::now()));
-            "ok"
-        }
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let hook = Receiver::start().await;
+    let schedule = if immediate { "0 */1 * * * *" } else { "* * * * * *" };
     let env = [
         ("AzureWebJobsStorage", connection_string()),
         ("LEADS_TABLE", table),
         ("LEADS_INGEST_KEY", "bench".into()),
-        ("NOTIFY_SCHEDULE", "* * * * * *".into()),
-        ("NOTIFY_WEBHOOK_URL", hook_url),
-        ("NOTIFY_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+        ("NOTIFY_IMMEDIATE", flag(immediate)),
+        ("NOTIFY_JOURNEY", flag(journey)),
+        ("NOTIFY_SCHEDULE", schedule.into()),
+        ("NOTIFY_WEBHOOK_URL", hook.url()),
+        ("NOTIFY_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
     ];
     let (handler, _) = spawn(&["serve"], &env, None);
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{}/api/LeadIngest?code=bench", handler.port);
+    // Warm-up lead: the first run creates the state and index tables and does the first sweep.
+    post_lead(&http, &url, repeat_customer_payload(0, "warm")).await;
+    wait_for_hooks(&hook, 1).await;
+    let warm = hook.requests().len();
     let mut sent = Vec::new();
-    for i in 0..40 {
-        let resp = http.post(&url).body(lead_payload(i, "notify")).send().await.expect("post");
-        let stored_at = Instant::now();
-        let v: Value = resp.json().await.expect("json");
-        sent.push((v["rowKey"].as_str().unwrap_or_default().to_string(), stored_at));
+    for i in 0..NOTIFY_LEADS {
+        sent.push(post_lead(&http, &url, repeat_customer_payload(i, "notify")).await);
         // Spread over the second so arrival phase against the tick varies.
         tokio::time::sleep(Duration::from_millis(137)).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while arrivals.lock().expect("lock").len() < sent.len() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let got = arrivals.lock().expect("lock").clone();
+    wait_for_hooks(&hook, warm + sent.len()).await;
+    let got = hook_row_keys(&hook);
     let mut lat: Vec<Duration> =
         sent.iter().filter_map(|(rk, t)| got.iter().find(|(g, _)| g == rk).map(|(_, at)| at.saturating_duration_since(*t))).collect();
     lat.sort();
-    println!("## Notify latency (intake answered → webhook received, schedule every second)\n");
-    println!("| leads | delivered | p50 | p99 | worst |\n|---|---|---|---|---|");
+    // Sanity check that the journey ran: notifications that list earlier leads of the customer.
+    let with_history = hook.bodies().iter().filter(|b| b["data"]["history"].as_array().is_some_and(|h| !h.is_empty())).count();
     println!(
-        "| {} | {} | {} | {} | {} |\n",
+        "| {} | {} | {} | {} | {} | {} | {} | {} |",
+        if immediate { "immediate run (default schedule `0 */1 * * * *`)" } else { "timer alone (`* * * * * *`)" },
+        if journey { "on" } else { "off" },
         sent.len(),
         lat.len(),
+        with_history,
         ms(percentile(&lat, 0.5)),
         ms(percentile(&lat, 0.99)),
         ms(*lat.last().unwrap_or(&Duration::ZERO))
     );
+}
+
+/// Table transactions per notified lead, counted by an in-process notifier (the handler only
+/// stores the leads): one lead per run, as immediate runs go when leads arrive apart, and
+/// NOTIFY_LEADS leads in one run, as a timer tick after a burst.
+async fn notify_transactions(journey: bool) -> String {
+    let table = format!("Bench{}", uuid::Uuid::new_v4().simple());
+    let hook = Receiver::start().await;
+    let env = [
+        ("AzureWebJobsStorage", connection_string()),
+        ("LEADS_TABLE", table.clone()),
+        ("LEADS_INGEST_KEY", "bench".into()),
+        ("NOTIFY_IMMEDIATE", "false".into()),
+        ("NOTIFY_SCHEDULE", "0 0 0 1 1 *".into()),
+    ];
+    let (handler, _) = spawn(&["serve"], &env, None);
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{}/api/LeadIngest?code=bench", handler.port);
+    let settings = settings_from(&[
+        ("AzureWebJobsStorage", connection_string()),
+        ("LEADS_TABLE", table.clone()),
+        ("NOTIFY_JOURNEY", flag(journey)),
+        ("NOTIFY_WEBHOOK_URL", hook.url()),
+        ("NOTIFY_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+    ]);
+    let notifier = Notifier::new(&settings, client(&table)).expect("notifier");
+    // Warm-up: the first run writes the cursors (and sweeps); one lead creates the index table.
+    post_lead(&http, &url, repeat_customer_payload(0, "warm")).await;
+    let first = notifier.run_once().await;
+    assert_eq!(first.delivered, 1, "warm-up: {first}");
+    let empty = notifier.run_once().await;
+    let (mut single_tx, mut single_leads) = (0u64, 0u32);
+    for i in 0..2 * CUSTOMERS {
+        post_lead(&http, &url, repeat_customer_payload(i, "single")).await;
+        let r = notifier.run_once().await;
+        assert_eq!((r.delivered, r.errors), (1, 0), "{r}");
+        single_tx += r.transactions;
+        single_leads += r.delivered;
+    }
+    for i in 0..NOTIFY_LEADS {
+        post_lead(&http, &url, repeat_customer_payload(i, "batch")).await;
+    }
+    let batch = notifier.run_once().await;
+    assert_eq!((batch.delivered as usize, batch.errors), (NOTIFY_LEADS, 0), "{batch}");
+    format!(
+        "| {} | {} | {:.1} | {:.1} |",
+        if journey { "on" } else { "off" },
+        empty.transactions,
+        single_tx as f64 / single_leads as f64,
+        batch.transactions as f64 / batch.delivered as f64
+    )
 }
 
 /// Fills a table with `count` leads spread over the past `days` days, already notified.
@@ -321,7 +455,7 @@ async fn fill_notified(table: &TableClient, count: usize, days: u64) {
                 e.insert("PartitionKey".into(), partition_key_for(date).into());
                 e.insert("RowKey".into(), format!("{i:08}").into());
                 e.insert("LeadSource".into(), "SPZA-INS|contoso.contoso-analytics".into());
-                e.insert("CustomerInfo".into(), r#"{"Company":"Old Co"}"#.into());
+                e.insert("CustomerInfo".into(), r#"{"Company":"Old Co","Email":"old@contoso.example"}"#.into());
                 e.insert("NotifyWebhookState".into(), "delivered".into());
                 put_datetime(&mut e, "CreatedTime", date.and_hms_opt(9, 0, 0).unwrap_or_default().and_utc());
                 table.insert(&e).await.expect("insert");
@@ -340,36 +474,224 @@ async fn fill_notified(table: &TableClient, count: usize, days: u64) {
     }
 }
 
+struct Poll {
+    transactions: u64,
+    rows: u32,
+    sweep_rows: u32,
+    swept: bool,
+    time: Duration,
+}
+
+async fn timed_poll(notifier: &Notifier) -> Poll {
+    let t = Instant::now();
+    let r = notifier.run_once().await;
+    let time = t.elapsed();
+    assert_eq!((r.errors, r.claimed), (0, 0), "{r}");
+    Poll { transactions: r.transactions, rows: r.rows_read, sweep_rows: r.sweep_rows_read, swept: r.swept, time }
+}
+
+/// The median poll of `n` (by time; the counts are the same in every one).
+async fn median_poll(notifier: &Notifier, n: usize) -> Poll {
+    let mut polls = Vec::new();
+    for _ in 0..n {
+        polls.push(timed_poll(notifier).await);
+    }
+    polls.sort_by_key(|p| p.time);
+    polls.swap_remove(n / 2)
+}
+
+fn poll_row(count: usize, what: &str, p: &Poll) {
+    println!(
+        "| {count} | {what} | {} | {} | {} + {} | {} |",
+        if p.swept { "yes" } else { "no" },
+        p.transactions,
+        p.rows,
+        p.sweep_rows,
+        ms(p.time)
+    );
+}
+
 async fn poll_cost() {
-    println!("## Poll cost (stored leads all notified; a poll reads yesterday, today and tomorrow)\n");
-    println!("| stored leads | spread over | table transactions per poll | rows read | poll time |\n|---|---|---|---|---|");
+    println!("## Poll cost (stored leads all notified)\n");
+    println!("| stored leads | poll | swept | table transactions | rows read (fast path + sweep) | poll time |\n|---|---|---|---|---|---|");
+    let mut probes = Vec::new();
     for (count, days) in [(100usize, 100u64), (100_000, 365)] {
         let table_name = format!("Bench{}", uuid::Uuid::new_v4().simple());
         let table = client(&table_name);
+        let fill_start = Instant::now();
         fill_notified(&table, count, days).await;
-        let env: std::collections::HashMap<String, String> = [
+        let fill_time = fill_start.elapsed();
+        // Past the last row's Timestamp (millisecond precision) for certain.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let filled_at = Utc::now();
+        let base = [
             ("AzureWebJobsStorage", connection_string()),
             ("LEADS_TABLE", table_name.clone()),
             ("NOTIFY_WEBHOOK_URL", "http://127.0.0.1:9/unused".into()),
-            ("NOTIFY_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let settings = Settings::from_map(&env).expect("settings");
-        let notifier = Notifier::new(&settings, client(&table_name)).expect("notifier");
-        notifier.run_once().await.expect("first poll"); // writes the cursor once
-        let mut times = Vec::new();
-        let mut last = None;
-        for _ in 0..5 {
-            let t = Instant::now();
-            let report = notifier.run_once().await.expect("poll");
-            times.push(t.elapsed());
-            last = Some(report);
-        }
-        times.sort();
-        let report = last.unwrap_or_default();
-        println!("| {count} | {days} days | {} | {} | {} |", report.transactions, report.rows_read, ms(percentile(&times, 0.5)));
+            ("NOTIFY_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+        ];
+        // Default NOTIFY_SWEEP_MINUTES (15): the first run sweeps (no sweep cursor yet: it starts
+        // 24 h back, before the fill), the next ones take the fast path only.
+        let notifier = Notifier::new(&settings_from(&base), client(&table_name)).expect("notifier");
+        let first = timed_poll(&notifier).await;
+        let fast = median_poll(&notifier, 5).await;
+        // NOTIFY_SWEEP_MINUTES=0: every run sweeps. Its first sweep starts where the one above
+        // left the cursor: 5 minutes (the overlap) before that run, still before the fill.
+        let mut every = base.to_vec();
+        every.push(("NOTIFY_SWEEP_MINUTES", "0".into()));
+        let sweeper = Notifier::new(&settings_from(&every), client(&table_name)).expect("notifier");
+        let overlap = timed_poll(&sweeper).await;
+        // Steady state: the cursor where a sweep more than 5 minutes after the fill leaves it
+        // (past every row of the fill), set here instead of waiting those minutes out.
+        let mut cursor = Entity::new();
+        cursor.insert("PartitionKey".into(), "cursor".into());
+        cursor.insert("RowKey".into(), "sweep".into());
+        put_datetime(&mut cursor, "SweepFrom", filled_at);
+        put_datetime(&mut cursor, "LastSweep", filled_at);
+        table.with_table(&format!("{table_name}Notify")).upsert(&cursor).await.expect("sweep cursor");
+        let steady = median_poll(&sweeper, 5).await;
+        poll_row(count, "fast path only (median of 5)", &fast);
+        poll_row(count, "first sweep, right after the fill (cursor 24 h back)", &first);
+        poll_row(count, "next sweep within 5 min (cursor = last sweep − 5 min overlap)", &overlap);
+        poll_row(count, "steady sweep, cursor past the fill (median of 5)", &steady);
+        // What one query costs the server here, whatever it returns: an empty date partition.
+        let empty = partition_key_for(Utc::now().date_naive() + Days::new(30));
+        let probe = Instant::now();
+        let found = table.query(Some(&format!("PartitionKey eq '{empty}'")), None, usize::MAX).await.expect("probe");
+        probes.push(format!("{} at {count}", ms(probe.elapsed())));
+        assert!(found.is_empty());
+        eprintln!("poll cost: {count} leads filled in {:.1} s", fill_time.as_secs_f64());
     }
+    println!("\nOne query of an empty date partition (Azurite's own cost per query): {} stored leads.\n", probes.join(", "));
+}
+
+/// One lead of the storage-cut stream: what the client saw.
+struct Answer {
+    status: u16,
+    row_key: String,
+    started: Instant,
+    ended: Instant,
+}
+
+const CUT_LEADS: usize = 1000;
+const CUT_CONCURRENCY: usize = 8;
+/// The stream's pace: one lead every 4 ms (250 a second), so 1,000 leads take 4 s.
+const CUT_PACE: Duration = Duration::from_millis(4);
+const CUT_AFTER: Duration = Duration::from_millis(1000);
+const CUT_FOR: Duration = Duration::from_secs(2);
+
+/// A paced stream of leads through `handler serve` whose storage goes through a `FaultProxy`,
+/// cut for 2 s in the middle.
+async fn storage_cut(retry_seconds: &str) {
+    let table = format!("Bench{}", uuid::Uuid::new_v4().simple());
+    let proxy = FaultProxy::start(common::azurite_port()).await;
+    let env = [
+        ("AzureWebJobsStorage", common::azurite_connection_string(proxy.port)),
+        ("LEADS_TABLE", table.clone()),
+        ("LEADS_INGEST_KEY", "bench".into()),
+        ("STORAGE_RETRY_SECONDS", retry_seconds.into()),
+    ];
+    let (handler, _) = spawn(&["serve"], &env, None);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(CUT_CONCURRENCY).build().expect("http client");
+    let url = format!("http://127.0.0.1:{}/api/LeadIngest?code=bench", handler.port);
+    for i in 0..CUT_CONCURRENCY {
+        post_lead(&http, &url, lead_payload(i, "cut-warm")).await;
+    }
+    let start = Instant::now();
+    let window = Arc::new(Mutex::new(None::<(Instant, Instant)>));
+    let cutter = {
+        let (proxy, window) = (proxy.clone(), window.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(CUT_AFTER).await;
+            let cut_at = Instant::now();
+            proxy.cut();
+            tokio::time::sleep(CUT_FOR).await;
+            proxy.restore();
+            *window.lock().expect("window") = Some((cut_at, Instant::now()));
+        })
+    };
+    let answers: Vec<Answer> = stream::iter(0..CUT_LEADS)
+        .map(|i| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                tokio::time::sleep_until((start + CUT_PACE * i as u32).into()).await;
+                let started = Instant::now();
+                let (status, row_key) = match http.post(&url).body(lead_payload(i, &format!("cut{retry_seconds}"))).send().await {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        let v: Value = resp.json().await.unwrap_or(Value::Null);
+                        (status, v["rowKey"].as_str().unwrap_or_default().to_string())
+                    }
+                    Err(_) => (0, String::new()),
+                };
+                Answer { status, row_key, started, ended: Instant::now() }
+            }
+        })
+        .buffer_unordered(CUT_CONCURRENCY)
+        .collect()
+        .await;
+    let elapsed = start.elapsed();
+    cutter.await.expect("cutter");
+    let (cut_at, restored_at) = window.lock().expect("window").expect("the cut happened");
+    let stored: std::collections::HashSet<String> = client(&table)
+        .query(None, Some("RowKey"), usize::MAX)
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r["RowKey"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let ok = |a: &&Answer| (200..300).contains(&a.status);
+    let refused = answers.iter().filter(|a| !ok(a)).count();
+    let missing = answers.iter().filter(ok).filter(|a| !stored.contains(&a.row_key)).count();
+    let mut all: Vec<Duration> = answers.iter().map(|a| a.ended - a.started).collect();
+    all.sort();
+    let mut during: Vec<Duration> =
+        answers.iter().filter(|a| a.started < restored_at && a.ended > cut_at).map(|a| a.ended - a.started).collect();
+    during.sort();
+    println!(
+        "| {retry_seconds} s | {} | {refused} | {missing} | {} | {} | {} | {} | {} | {:.1} s |",
+        answers.len() - refused,
+        ms(percentile(&all, 0.5)),
+        ms(percentile(&all, 0.99)),
+        during.len(),
+        ms(percentile(&during, 0.99)),
+        ms(*during.last().unwrap_or(&Duration::ZERO)),
+        elapsed.as_secs_f64()
+    );
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+}
+
+async fn notify_section() {
+    println!("## Notify latency (intake answered → webhook received)\n");
+    println!("| LeadNotify run by | journey | leads | delivered | with history | p50 | p99 | worst |\n|---|---|---|---|---|---|---|---|");
+    for immediate in [true, false] {
+        for journey in [true, false] {
+            notify_latency(immediate, journey).await;
+        }
+    }
+    println!("\n## Table transactions per notified lead\n");
+    println!("| journey | empty run | 1 lead per run | {NOTIFY_LEADS} leads per run |\n|---|---|---|---|");
+    for journey in [true, false] {
+        println!("{}", notify_transactions(journey).await);
+    }
+    println!();
+}
+
+async fn cut_section() {
+    println!(
+        "## Storage cut ({CUT_LEADS} leads at {} a second, at most {CUT_CONCURRENCY} in flight; storage cut for {} s after {} s)\n",
+        1000 / CUT_PACE.as_millis(),
+        CUT_FOR.as_secs(),
+        CUT_AFTER.as_secs()
+    );
+    println!(
+        "| STORAGE_RETRY_SECONDS | acknowledged (2xx) | refused (non-2xx) | acknowledged but missing | p50 | p99 | in flight during the cut | their p99 | their worst | stream took |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    storage_cut("10").await;
+    storage_cut("0").await;
     println!();
 }

@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# Deploys the marketplace-leads Function App into your subscription and prints the LeadIngest URL
-# (with its function key) to paste into Partner Center. Idempotent: ARM deployments are
-# declarative, the resource group create is a no-op when it exists, and zip-deploying the same
-# package again changes nothing.
+# Deploys the marketplace-leads Function App (Flex Consumption) into your subscription and prints
+# the LeadIngest URL (with its function key) to paste into Partner Center. Idempotent: ARM
+# deployments are declarative, the resource group create is a no-op when it exists, the package is
+# byte-identical for the same binary, and role assignments are only created when missing.
+#
+# Written for bash 3.2 (macOS's /bin/bash) too: no associative arrays, no case conversion in
+# expansions, no mapfile, and arrays that may be empty are expanded as ${a[@]+"${a[@]}"} because
+# bash before 4.4 treats "${a[@]}" of an empty array as unbound under `set -u`.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
 Usage: infra/deploy.sh --resource-group NAME [options]
 
-  --resource-group NAME   resource group to create or update (required)
-  --location REGION       Azure region (default: westeurope)
-  --app-name NAME         Function App name (default: the template's, derived from the group)
-  --parameters FILE       ARM parameters file (see infra/azuredeploy.parameters.sample.json)
-  --skip-build            reuse target/x86_64-unknown-linux-musl/release/handler
-  --what-if               print every step without changing anything (no Azure login needed)
-  -h, --help              this help
+  --resource-group NAME     resource group to create or update (required)
+  --location REGION         Azure region with Flex Consumption (default: westeurope;
+                            list: az functionapp list-flexconsumption-locations -o table)
+  --app-name NAME           Function App name (default: the template's, derived from the group)
+  --parameters FILE         ARM parameters file (see infra/azuredeploy.parameters.sample.json)
+  --lead-destination KIND   https (default, keyless) or azureTable (turns shared-key access on,
+                            for Partner Center's "Azure Table" destination)
+  --alert-email ADDRESS     create the alerts and e-mail them to ADDRESS
+  --grant-me-table-reader   give the signed-in user "Storage Table Data Reader" on the account, so
+                            `handler leads list|export|status` work from this machine with az login
+  --skip-build              reuse target/x86_64-unknown-linux-musl/release/handler
+  --what-if                 print every step without changing anything (no Azure login needed)
+  -h, --help                this help
 
 Needs: az (logged in with `az login`), rustup + cargo, musl-tools (musl-gcc), python3.
 EOF
@@ -23,13 +33,17 @@ EOF
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 AZ="${AZ:-az}"
-GROUP="" LOCATION="westeurope" APP_NAME="" PARAMS="" SKIP_BUILD=0 WHAT_IF=0
+GROUP="" LOCATION="westeurope" APP_NAME="" PARAMS="" DESTINATION="" ALERT_EMAIL=""
+SKIP_BUILD=0 WHAT_IF=0 GRANT_ME=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --resource-group) GROUP="${2:?}"; shift 2 ;;
     --location) LOCATION="${2:?}"; shift 2 ;;
     --app-name) APP_NAME="${2:?}"; shift 2 ;;
     --parameters) PARAMS="${2:?}"; shift 2 ;;
+    --lead-destination) DESTINATION="${2:?}"; shift 2 ;;
+    --alert-email) ALERT_EMAIL="${2:?}"; shift 2 ;;
+    --grant-me-table-reader) GRANT_ME=1; shift ;;
     --skip-build) SKIP_BUILD=1; shift ;;
     --what-if) WHAT_IF=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -37,12 +51,17 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$GROUP" ] || { echo "error: --resource-group is required" >&2; usage >&2; exit 2; }
+case "$DESTINATION" in
+  ""|https|azureTable) ;;
+  *) echo "error: --lead-destination must be https or azureTable" >&2; exit 2 ;;
+esac
 
 TEMPLATE="$ROOT/infra/azuredeploy.json"
 TARGET=x86_64-unknown-linux-musl
 BINARY="${HANDLER_BINARY:-$ROOT/target/$TARGET/release/handler}"  # HANDLER_BINARY: a binary built elsewhere
 PACKAGE="${PACKAGE_PATH:-$ROOT/target/marketplace-leads.zip}"
 DEPLOYMENT="marketplace-leads"
+TABLE_READER_ROLE="76199698-9eea-4c19-bc75-cec21354c6b6"  # Storage Table Data Reader
 
 # Runs a command, or in --what-if mode prints it. `az` means the Azure CLI ($AZ overrides it).
 step() {
@@ -53,6 +72,15 @@ step() {
     "$AZ" "$@"
   else
     "$@"
+  fi
+}
+
+# One output of the deployment (what-if: the --app-name given, or a placeholder naming the output).
+output() {
+  if [ "$WHAT_IF" = 1 ]; then
+    if [ "$1" = functionAppName ] && [ -n "$APP_NAME" ]; then echo "$APP_NAME"; else echo "OUTPUT:$1"; fi
+  else
+    "$AZ" deployment group show --resource-group "$GROUP" --name "$DEPLOYMENT" --query "properties.outputs.$1.value" --output tsv
   fi
 }
 
@@ -76,26 +104,33 @@ if [ "$SKIP_BUILD" = 0 ]; then
   step cargo build --release --locked --target "$TARGET" --bin handler --manifest-path "$ROOT/Cargo.toml"
 fi
 
-# 2. The package: handler at the root (executable), host.json and the function folders.
+# 2. The package: handler at the root (mode 755: zip tools that do not record Unix modes would
+# lose it, and the host could not start the binary), host.json and the function folders. Fixed
+# timestamps, so the same binary gives the same bytes.
 package() {
   python3 - "$ROOT" "$BINARY" "$PACKAGE" <<'PY'
 import sys, zipfile
 root, binary, out = sys.argv[1:4]
-with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-    info = zipfile.ZipInfo("handler")
-    info.external_attr = 0o100755 << 16  # regular file, rwxr-xr-x
+def add(z, name, data, mode):
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = (0o100000 | mode) << 16  # regular file with Unix permissions
+    info.create_system = 3  # Unix, so unzip and the platform read the mode
     info.compress_type = zipfile.ZIP_DEFLATED
+    z.writestr(info, data)
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
     with open(binary, "rb") as f:
-        z.writestr(info, f.read())
+        add(z, "handler", f.read(), 0o755)
     for name in ("host.json", "LeadIngest/function.json", "LeadNotify/function.json"):
-        z.write(f"{root}/{name}", name)
+        with open(f"{root}/{name}", "rb") as f:
+            add(z, name, f.read(), 0o644)
 print(out)
 PY
 }
 if [ "$WHAT_IF" = 1 ]; then
-  echo "would package: $PACKAGE (handler, host.json, LeadIngest/function.json, LeadNotify/function.json)"
+  echo "would package: $PACKAGE (handler mode 755, host.json, LeadIngest/function.json, LeadNotify/function.json)"
 else
   [ -x "$BINARY" ] || { echo "error: $BINARY not built (drop --skip-build)" >&2; exit 1; }
+  mkdir -p "$(dirname "$PACKAGE")"
   package >/dev/null
 fi
 
@@ -103,41 +138,79 @@ fi
 PARAM_ARGS=()
 [ -n "$PARAMS" ] && PARAM_ARGS+=(--parameters "@$PARAMS")
 [ -n "$APP_NAME" ] && PARAM_ARGS+=(--parameters "appName=$APP_NAME")
+[ -n "$DESTINATION" ] && PARAM_ARGS+=(--parameters "leadDestination=$DESTINATION")
+[ -n "$ALERT_EMAIL" ] && PARAM_ARGS+=(--parameters "alertEmail=$ALERT_EMAIL")
 step az group create --name "$GROUP" --location "$LOCATION" --output none
 if [ "$WHAT_IF" = 1 ] && command -v "$AZ" >/dev/null 2>&1 && "$AZ" account show >/dev/null 2>&1; then
-  "$AZ" deployment group what-if --resource-group "$GROUP" --template-file "$TEMPLATE" "${PARAM_ARGS[@]}" || true
+  "$AZ" deployment group what-if --resource-group "$GROUP" --template-file "$TEMPLATE" \
+    ${PARAM_ARGS[@]+"${PARAM_ARGS[@]}"} || true
 fi
 step az deployment group create --resource-group "$GROUP" --name "$DEPLOYMENT" \
-  --template-file "$TEMPLATE" "${PARAM_ARGS[@]}" --output none
+  --template-file "$TEMPLATE" ${PARAM_ARGS[@]+"${PARAM_ARGS[@]}"} --output none
 
-if [ "$WHAT_IF" = 1 ]; then
-  APP="${APP_NAME:-<appName output>}" HOST="<defaultHostName output>"
-else
-  APP="$("$AZ" deployment group show -g "$GROUP" -n "$DEPLOYMENT" --query properties.outputs.functionAppName.value -o tsv)"
-  HOST="$("$AZ" deployment group show -g "$GROUP" -n "$DEPLOYMENT" --query properties.outputs.defaultHostName.value -o tsv)"
-fi
+APP="$(output functionAppName)"
+HOST="$(output defaultHostName)"
+ACCOUNT="$(output storageAccountName)"
 
-# 4. The code.
+# 4. The code. On Flex Consumption this uploads the package to the app's deployment container.
 step az functionapp deployment source config-zip --resource-group "$GROUP" --name "$APP" --src "$PACKAGE" --output none
 
-# 5. The URL for Partner Center, with the LeadIngest function key.
-if [ "$WHAT_IF" = 1 ]; then
-  step az functionapp function keys list --resource-group "$GROUP" --name "$APP" --function-name LeadIngest --query default -o tsv
-  echo "would print: https://$HOST/api/LeadIngest?code=<function key>"
-  exit 0
+# 5. Optional: read access to the lead table for the signed-in user (the lead tools on a laptop).
+if [ "$GRANT_ME" = 1 ]; then
+  if [ "$WHAT_IF" = 1 ]; then
+    ME="OUTPUT:signed-in-user-id"
+    step az ad signed-in-user show --query id --output tsv
+  else
+    ME="$("$AZ" ad signed-in-user show --query id --output tsv)"
+  fi
+  SCOPE="$(output storageAccountId)"
+  if [ "$WHAT_IF" = 1 ]; then
+    step az role assignment list --assignee "$ME" --role "$TABLE_READER_ROLE" --scope "$SCOPE" --query 'length(@)' --output tsv
+    EXISTING=0
+  else
+    EXISTING="$("$AZ" role assignment list --assignee "$ME" --role "$TABLE_READER_ROLE" --scope "$SCOPE" --query 'length(@)' --output tsv)"
+  fi
+  if [ "${EXISTING:-0}" = 0 ]; then
+    step az role assignment create --assignee-object-id "$ME" --assignee-principal-type User \
+      --role "$TABLE_READER_ROLE" --scope "$SCOPE" --output none
+  fi
 fi
-KEY=""
-for _ in $(seq 1 30); do # the function appears a few seconds after the zip deploy
-  KEY="$("$AZ" functionapp function keys list -g "$GROUP" -n "$APP" --function-name LeadIngest --query default -o tsv 2>/dev/null || true)"
-  [ -n "$KEY" ] && break
-  sleep 5
-done
-[ -n "$KEY" ] || { echo "error: no function key for LeadIngest yet; check the app's logs (az webapp log tail -g $GROUP -n $APP)" >&2; exit 1; }
+
+# 6. The URL for Partner Center, with the LeadIngest function key.
+if [ "$WHAT_IF" = 1 ]; then
+  step az functionapp function keys list --resource-group "$GROUP" --name "$APP" --function-name LeadIngest --query default --output tsv
+  KEY="FUNCTION-KEY"
+else
+  KEY=""
+  for _ in $(seq 1 30); do # the function appears a few seconds after the deployment
+    KEY="$("$AZ" functionapp function keys list --resource-group "$GROUP" --name "$APP" --function-name LeadIngest --query default --output tsv 2>/dev/null || true)"
+    [ -n "$KEY" ] && break
+    sleep 5
+  done
+  [ -n "$KEY" ] || {
+    echo "error: no function key for LeadIngest yet; check the deployment and the app's traces in Application Insights ($APP-insights), then run this again" >&2
+    exit 1
+  }
+fi
+PREFIX=""
+[ "$WHAT_IF" = 1 ] && PREFIX="would print: "
 cat <<MSG
 
-Deployed. Paste this URL into Partner Center → offer → Customer leads → HTTPS endpoint:
+${PREFIX}Deployed. Paste this URL into Partner Center → offer → Customer leads → HTTPS endpoint:
 
   https://$HOST/api/LeadIngest?code=$KEY
 
 Check it:  ./target/$TARGET/release/handler send-test-lead 'https://$HOST/api/LeadIngest?code=$KEY'
 MSG
+if [ "$DESTINATION" = azureTable ]; then
+  cat <<MSG
+"Azure Table" destination instead: give Partner Center the account's connection string, from
+  az storage account show-connection-string --resource-group $GROUP --name $ACCOUNT --query connectionString --output tsv
+MSG
+fi
+if [ "$GRANT_ME" = 1 ]; then
+  cat <<MSG
+Lead tools from this machine (your az login, role assignments take a few minutes to apply):
+  AzureWebJobsStorage__accountName=$ACCOUNT handler leads status
+MSG
+fi

@@ -16,12 +16,21 @@ ensure_node_tools() {
 }
 
 ensure_python_tools() {
-  command -v python3 >/dev/null || { echo "error: python3 is needed for the test SMTP server" >&2; exit 1; }
-  if [ ! -x "$ROOT/.venv/bin/aiosmtpd" ]; then
-    echo "installing aiosmtpd into .venv…" >&2
+  command -v python3 >/dev/null || { echo "error: python3 is needed for the test SMTP server and checkov" >&2; exit 1; }
+  # Installs when any tool is missing or older than scripts/requirements-test.txt pins.
+  local stamp="$ROOT/.venv/requirements-test.txt"
+  if [ ! -x "$ROOT/.venv/bin/aiosmtpd" ] || [ ! -x "$ROOT/.venv/bin/checkov" ] \
+    || ! cmp -s "$ROOT/scripts/requirements-test.txt" "$stamp"; then
+    echo "installing aiosmtpd and checkov into .venv…" >&2
     python3 -m venv "$ROOT/.venv"
     "$ROOT/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/scripts/requirements-test.txt" >&2
+    cp "$ROOT/scripts/requirements-test.txt" "$stamp"
   fi
+}
+
+run_checkov() { # checks infra/ offline; fails on any failed check (skips carry reasons in the template)
+  BC_SKIP_MAPPING=TRUE "$ROOT/.venv/bin/checkov" --directory "$ROOT/infra" --framework arm --quiet --compact \
+    --skip-download 2>"$STATE_DIR/checkov.log" || { cat "$STATE_DIR/checkov.log" >&2; return 1; }
 }
 
 free_port() {

@@ -1,19 +1,27 @@
 //! Microsoft commercial-marketplace leads: LeadIngest stores each lead in an Azure Table before
 //! answering; LeadNotify tells the publisher by e-mail, signed webhook, Teams or Slack.
 //!
-//! - [`host`]: the Azure Functions custom-handler protocol and the routes.
+//! The module map, top to bottom (imports only run downwards):
+//! - [`app`]: builds and runs either mode (under the Functions host, or `handler serve`).
+//! - [`tools`]: `send-test-lead` and the `leads` commands, one module per command.
+//! - [`http`]: the HTTP edge: routes, the host's envelope protocol, the key layer, errors, and
+//!   the accept loop with its limits on clients.
+//! - [`ingest`]: LeadIngest: one lead in, one row written.
+//! - [`notify`]: LeadNotify: poller, delivery state, retry policy, one module per channel.
+//! - [`settings`] and [`schedule`]: every setting, parsed once into types.
 //! - [`lead`]: the lead domain, pure code.
-//! - [`store`]: the Azure Table client.
-//! - [`ingest`] and [`notify`]: the two functions; one module per channel under `notify`.
-//! - [`tools`]: `send-test-lead` and the `leads` commands.
+//! - [`store`]: the Azure Table client (account and signing, REST calls).
+//! - [`entity`], [`net`], [`text`]: small shared pieces at the bottom.
 
-pub mod error;
-pub mod host;
+pub mod app;
+pub mod entity;
+pub mod http;
 pub mod ingest;
 pub mod lead;
+pub mod net;
 pub mod notify;
 pub mod schedule;
-pub mod serve;
 pub mod settings;
 pub mod store;
+pub mod text;
 pub mod tools;

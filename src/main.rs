@@ -4,13 +4,18 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::{anyhow, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
-use marketplace_leads::notify::Notifier;
-use marketplace_leads::serve::Application;
+use marketplace_leads::app::Application;
+use marketplace_leads::http::server::Limits;
+use marketplace_leads::http::Mode;
+use marketplace_leads::notify::poller::state_table;
+use marketplace_leads::notify::{Channel, Notifier};
 use marketplace_leads::settings::{Settings, SETTINGS};
 use marketplace_leads::store::TableClient;
-use marketplace_leads::tools::{self, LeadFilter};
+use marketplace_leads::tools::{self, digest_status, export, forget, list, status, test_lead, LeadFilter};
 
 #[derive(Parser)]
 #[command(name = "handler", version, about = "Microsoft commercial-marketplace leads: store every lead, tell the publisher at once.")]
@@ -33,13 +38,15 @@ enum Command {
         /// Address to listen on (0.0.0.0 in a container).
         #[arg(long, default_value = "127.0.0.1")]
         bind: IpAddr,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Post Microsoft's validation lead (MSFT_TEST_<digits>) to a LeadIngest URL and explain the answer.
     SendTestLead {
         /// The full URL, as pasted into Partner Center (…/api/LeadIngest?code=<key>).
         url: String,
     },
-    /// Read the lead table.
+    /// Read the lead table; forget a customer on request.
     Leads {
         #[command(subcommand)]
         command: LeadsCommand,
@@ -52,6 +59,42 @@ enum Command {
         #[arg(long)]
         names: bool,
     },
+}
+
+/// Limits on clients of `handler serve` (under the Functions host the defaults apply, without
+/// the per-peer cap).
+#[derive(clap::Args, Clone)]
+struct LimitArgs {
+    /// Seconds a client has to send a request's headers; also how long an idle kept-alive
+    /// connection stays open.
+    #[arg(long, value_name = "SECONDS", default_value_t = Limits::DEFAULT_HEADER_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a client has to send a whole request body, counted from its headers.
+    #[arg(long, value_name = "SECONDS", default_value_t = Limits::DEFAULT_BODY_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout: u64,
+    /// Open connections at most; beyond it new ones are closed at once (also kept under the
+    /// open-file limit).
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT_MAX_CONNECTIONS, value_parser = parse_count)]
+    max_connections: usize,
+    /// Open connections from one address (IPv6: one /64) at most, loopback included; at most
+    /// half of --max-connections. Raise it behind a reverse proxy on the same machine.
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT_MAX_CONNECTIONS_PER_PEER, value_parser = parse_count)]
+    max_connections_per_peer: usize,
+}
+
+impl LimitArgs {
+    fn to_limits(&self) -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(self.header_timeout),
+            body_timeout: Duration::from_secs(self.body_timeout),
+            max_connections: self.max_connections,
+            max_connections_per_peer: Some(self.max_connections_per_peer),
+        }
+    }
+}
+
+fn parse_count(s: &str) -> Result<usize, String> {
+    s.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| "a whole number of at least 1".to_string())
 }
 
 #[derive(clap::Args, Clone)]
@@ -68,6 +111,17 @@ struct FilterArgs {
     /// Include Microsoft's MSFT_TEST validation leads.
     #[arg(long)]
     include_tests: bool,
+}
+
+impl FilterArgs {
+    fn to_filter(&self) -> anyhow::Result<LeadFilter> {
+        Ok(LeadFilter {
+            offer: self.offer.clone(),
+            action: self.action.clone(),
+            since: self.since.as_deref().map(tools::parse_since).transpose().map_err(anyhow::Error::msg)?,
+            include_tests: self.include_tests,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -92,6 +146,20 @@ enum LeadsCommand {
     },
     /// Notification state per channel, with every failure.
     Status,
+    /// One customer's leads, oldest first, whichever route brought them.
+    Journey {
+        /// The customer's e-mail address (matched trimmed and without regard to case).
+        email: String,
+    },
+    /// Remove a customer's personal data on request: every lead row naming the address, their
+    /// journey-index entries, and the address wherever else the handler stored it.
+    Forget {
+        /// The customer's e-mail address (any case).
+        email: String,
+        /// Remove without asking (required when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -106,6 +174,9 @@ fn main() -> ExitCode {
     init_tracing(if serving { "info" } else { "warn" });
     if let Some(Command::Settings { names }) = &cli.command {
         print_settings(*names);
+        if !names {
+            print_channel_status();
+        }
         return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -118,29 +189,34 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(command: Option<Command>) -> Result<u8, String> {
+async fn run(command: Option<Command>) -> anyhow::Result<u8> {
     if let Some(Command::SendTestLead { url }) = &command {
-        return Ok(tools::send_test_lead(url).await as u8);
+        return Ok(test_lead::send_test_lead(url).await as u8);
     }
-    let settings = Settings::from_env().map_err(|e| e.to_string())?;
+    let settings = Settings::from_env()?;
     match command {
         None => {
             let port = std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT")
-                .map_err(|_| "setting FUNCTIONS_CUSTOMHANDLER_PORT: not set (the Functions host sets it; to run without the host use `handler serve`)".to_string())?
+                .map_err(|_| anyhow!("setting FUNCTIONS_CUSTOMHANDLER_PORT: not set (the Functions host sets it; to run without the host use `handler serve`)"))?
                 .parse::<u16>()
-                .map_err(|_| "setting FUNCTIONS_CUSTOMHANDLER_PORT: not a port number".to_string())?;
-            let app = Application::build(&settings, SocketAddr::from(([127, 0, 0, 1], port)), false).await?;
+                .map_err(|_| anyhow!("setting FUNCTIONS_CUSTOMHANDLER_PORT: not a port number"))?;
+            let app = Application::build(&settings, SocketAddr::from(([127, 0, 0, 1], port)), Mode::Host).await?;
             tracing::info!(addr = %app.local_addr(), table = %settings.table, "custom handler listening");
             app.run().await?;
         }
-        Some(Command::Serve { port, bind }) => {
-            let app = Application::build(&settings, SocketAddr::new(bind, port), true).await?;
+        Some(Command::Serve { port, bind, limits }) => {
+            let key = settings
+                .ingest_key
+                .clone()
+                .ok_or_else(|| anyhow!("setting LEADS_INGEST_KEY: required by `handler serve` (callers pass it as ?code=)"))?;
+            let app =
+                Application::build(&settings, SocketAddr::new(bind, port), Mode::Standalone { key }).await?.with_limits(limits.to_limits());
             let addr = app.local_addr();
             let host = if bind.is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
             tracing::info!(%addr, table = %settings.table, schedule = %settings.schedule, "standalone handler listening");
@@ -148,9 +224,13 @@ async fn run(command: Option<Command>) -> Result<u8, String> {
             app.run().await?;
         }
         Some(Command::Notify) => {
-            let notifier = Notifier::new(&settings, TableClient::new(settings.storage.clone(), &settings.table))?;
-            let report = notifier.run_once().await.map_err(|e| e.to_string())?;
-            println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+            let notifier = Notifier::new(&settings, TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?)
+                .map_err(anyhow::Error::msg)?;
+            let report = notifier.run_once().await;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.errors > 0 {
+                return Ok(1);
+            }
         }
         Some(Command::Leads { command }) => leads(&settings, command).await?,
         Some(Command::SendTestLead { .. } | Command::Settings { .. }) => {}
@@ -158,46 +238,64 @@ async fn run(command: Option<Command>) -> Result<u8, String> {
     Ok(0)
 }
 
-async fn leads(settings: &Settings, command: LeadsCommand) -> Result<(), String> {
-    let store = TableClient::new(settings.storage.clone(), &settings.table);
-    let filter = |f: &FilterArgs| -> Result<LeadFilter, String> {
-        Ok(LeadFilter {
-            offer: f.offer.clone(),
-            action: f.action.clone(),
-            since: f.since.as_deref().map(tools::parse_since).transpose()?,
-            include_tests: f.include_tests,
-        })
-    };
+async fn leads(settings: &Settings, command: LeadsCommand) -> anyhow::Result<()> {
+    let store = TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?;
     let stdout = std::io::stdout();
     match command {
-        LeadsCommand::List { filter: f, limit } => {
-            let mut leads = tools::read_leads(&store, &filter(&f)?).await.map_err(|e| e.to_string())?;
+        LeadsCommand::List { filter, limit } => {
+            let all = tools::read_leads(&store, &LeadFilter { include_tests: true, ..Default::default() }).await?;
+            let mut leads = tools::filter_leads(all.clone(), &filter.to_filter()?);
             leads.truncate(limit);
-            tools::print_list(&leads, &mut stdout.lock()).map_err(|e| e.to_string())?;
+            list::print_list(&leads, &all, &mut stdout.lock())?;
         }
-        LeadsCommand::Export { filter: f, format, output } => {
-            let leads = tools::read_leads(&store, &filter(&f)?).await.map_err(|e| e.to_string())?;
+        LeadsCommand::Journey { email } => {
+            let all = tools::read_leads(&store, &LeadFilter { include_tests: true, ..Default::default() }).await?;
+            tools::journey::print_journey(&email, &all, &mut stdout.lock())?;
+        }
+        LeadsCommand::Export { filter, format, output } => {
+            let leads = tools::read_leads(&store, &filter.to_filter()?).await?;
             let mut out: Box<dyn Write> = match &output {
-                Some(path) => Box::new(std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?),
+                Some(path) => Box::new(private_file(path).with_context(|| path.display().to_string())?),
                 None => Box::new(stdout.lock()),
             };
             match format {
-                Format::Csv => tools::write_csv(&leads, &mut out)?,
-                Format::Json => tools::write_json(&leads, &mut out)?,
+                Format::Csv => export::write_csv(&leads, &mut out)?,
+                Format::Json => export::write_json(&leads, &mut out)?,
             }
-            out.flush().map_err(|e| e.to_string())?;
+            out.flush()?;
             if let Some(path) = output {
                 eprintln!("{} lead(s) written to {}", leads.len(), path.display());
             }
         }
         LeadsCommand::Status => {
             let all = LeadFilter { include_tests: true, ..Default::default() };
-            let leads = tools::read_leads(&store, &all).await.map_err(|e| e.to_string())?;
-            let notifier = Notifier::new(settings, store.clone())?;
-            tools::print_status(&leads, notifier.channels(), &mut stdout.lock()).map_err(|e| e.to_string())?;
+            let leads = tools::read_leads(&store, &all).await?;
+            let channels = &settings.channels;
+            status::print_status(&leads, &Channel::watched(channels), &channels.misconfigured, &mut stdout.lock())?;
+            let digests = digest_status::read_recent(&state_table(&store), chrono::Utc::now()).await?;
+            digest_status::print_digest_status(&digests, channels.digest.is_some(), &mut stdout.lock())?;
         }
+        LeadsCommand::Forget { email, yes } => forget::forget(&store, &email, yes, &mut stdout.lock()).await?,
     }
     Ok(())
+}
+
+/// Creates (or truncates) a file only its owner can read: an export holds customers' personal
+/// data, and the umask would otherwise leave it world-readable.
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        // `mode` applies to new files only; an existing file is narrowed too.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
 }
 
 fn print_settings(names_only: bool) {
@@ -208,6 +306,23 @@ fn print_settings(names_only: bool) {
             let default = if s.default.is_empty() { "(none)" } else { s.default };
             let secret = if s.secret { " [secret]" } else { "" };
             println!("{}{secret}\n  default: {default}\n  {}\n", s.name, s.help);
+        }
+    }
+}
+
+/// What the current environment turns on, so a publisher sees a misconfigured channel here too.
+fn print_channel_status() {
+    match Settings::from_env() {
+        Err(e) => println!("Current environment: {e}"),
+        Ok(settings) => {
+            let on: Vec<&str> = Channel::configured(&settings.channels).iter().map(|c| c.name()).collect();
+            println!("Current environment: channels on: {}", if on.is_empty() { "none".to_string() } else { on.join(", ") });
+            if let Some(digest) = &settings.channels.digest {
+                println!("  Digest on, schedule `{}`", digest.schedule);
+            }
+            for bad in &settings.channels.misconfigured {
+                println!("  {} MISCONFIGURED: {} (its leads stay pending until this is fixed)", bad.channel, bad.error);
+            }
         }
     }
 }

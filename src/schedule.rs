@@ -1,91 +1,606 @@
 //! NCRONTAB schedules (`{second} {minute} {hour} {day} {month} {day-of-week}`), as Azure
-//! Functions timer triggers use them, for `handler serve`.
+//! Functions timer triggers read them, for `handler serve`.
+//!
+//! Hand-written rather than built on the `cron` crate: that crate numbers days of the week
+//! 1-7 from Sunday, so NCRONTAB's 0-6 had to be rewritten before parsing, and its errors then
+//! quoted the rewritten text (`0 0 9 * * 1-7` failed on a `2-1` the user never wrote). The
+//! grammar is small, and a bitset per field with a field-by-field search is less code than
+//! translating one dialect into another, and lets every error quote the user's own text.
+//!
+//! Read as NCrontab (<https://github.com/atifaziz/NCrontab>), the library the Functions host
+//! uses, with `IncludingSeconds`:
+//! - each field is `*`, a value, a range `a-b`, or a list `a,b,c` of values and ranges; any of
+//!   these may carry a step: `*/n`, `a-b/n`, and `a/n` (which means `a-max/n`);
+//! - months are 1-12 or English names, days of the week 0-6 from Sunday or English names;
+//!   names are case-insensitive and may be shortened to any prefix, first match winning
+//!   (`Jan`, `January`, `Ju` = June), as `CrontabFieldImpl.ParseValue` does;
+//! - a day must match BOTH the day-of-month and the day-of-week field. NCrontab's
+//!   `CrontabSchedule.TryGetNextOccurrence` picks the day from the day-of-month field and then
+//!   returns it only `if (_daysOfWeek.Contains((int)nextTime.DayOfWeek))`, otherwise moves on
+//!   to the next day; its README: `* 12 16 * Mon` runs on Mondays "but only if the day is the
+//!   16th of the month". (Vixie cron's "either field" rule is NOT what Azure does.)
+//!
+//! Where this differs from NCrontab, it is stricter or the common cron reading:
+//! - 7 is also Sunday, so `1-7` is Monday to Sunday (NCrontab's day-of-week field is 0-6 and
+//!   refuses 7; the Functions host may therefore refuse an expression this module accepts);
+//! - a backwards range (`17-9`) and a zero step (`*/0`) are refused; NCrontab silently swaps
+//!   the range ends and treats the step as 1.
+//!
+//! Times are UTC, as on the Functions host without `WEBSITE_TIME_ZONE`.
 
+use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+
+/// The Gregorian calendar repeats every 400 years (146097 days, a whole number of weeks), so
+/// a schedule with no tick in 400 years (e.g. `0 0 0 31 2 *`) has none at all.
+const SEARCH_YEARS: i32 = 400;
+
+const MONTHS: [&str; 12] =
+    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+
+struct Field {
+    name: &'static str,
+    min: u32,
+    max: u32,
+    names: &'static [&'static str],
+}
+
+const FIELDS: [Field; 6] = [
+    Field { name: "second", min: 0, max: 59, names: &[] },
+    Field { name: "minute", min: 0, max: 59, names: &[] },
+    Field { name: "hour", min: 0, max: 23, names: &[] },
+    Field { name: "day", min: 1, max: 31, names: &[] },
+    Field { name: "month", min: 1, max: 12, names: &MONTHS },
+    Field { name: "day-of-week", min: 0, max: 6, names: &DAYS },
+];
+const DOW: usize = 5;
 
 #[derive(Debug, Clone)]
-pub struct Schedule(cron::Schedule);
+pub struct Schedule {
+    text: String,
+    /// Bit `v` set when value `v` is allowed: seconds, minutes, hours, days 1-31, months 1-12,
+    /// days of the week 0-6 from Sunday.
+    bits: [u64; 6],
+}
 
 impl Schedule {
     /// Parses a six-field NCRONTAB expression as Azure Functions reads it.
     pub fn parse(expr: &str) -> Result<Self, String> {
-        let mut fields: Vec<String> = expr.split_whitespace().map(str::to_string).collect();
-        if fields.len() != 6 {
-            return Err(format!("NCRONTAB has six fields (seconds first), this has {}", fields.len()));
+        let parts: Vec<&str> = expr.split_whitespace().collect();
+        match parts.len() {
+            6 => {}
+            0 => {
+                return Err("the NCRONTAB schedule is empty; Azure Functions needs six fields: \
+                             `{second} {minute} {hour} {day} {month} {day-of-week}`"
+                    .to_string())
+            }
+            5 => {
+                return Err(format!(
+                    "`{expr}` has five fields; Azure Functions needs six, seconds first: \
+                     `{{second}} {{minute}} {{hour}} {{day}} {{month}} {{day-of-week}}` (try `0 {}`)",
+                    parts.join(" ")
+                ))
+            }
+            n => {
+                return Err(format!(
+                    "`{expr}` has {n} fields; Azure Functions needs six: `{{second}} {{minute}} {{hour}} {{day}} {{month}} {{day-of-week}}`"
+                ))
+            }
         }
-        fields[5] = shift_day_numbers(&fields[5])?;
-        cron::Schedule::from_str(&fields.join(" ")).map(Schedule).map_err(|e| format!("not a valid NCRONTAB expression: {e}"))
+        let mut bits = [0u64; 6];
+        for (i, part) in parts.iter().enumerate() {
+            bits[i] = parse_field(i, part).map_err(|e| format!("{e} in `{expr}`"))?;
+        }
+        Ok(Schedule { text: expr.to_string(), bits })
     }
 
-    /// The first tick strictly after `t`.
+    /// The latest tick at or before `t`, looking back as far as the calendar repeats; `None`
+    /// when there is none.
+    pub fn last_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // Doubling the look-back finds the tick in a few calls whatever the schedule's spacing
+        // (every second or once a year), and walks forward over few ticks.
+        let limit = Duration::days(366 * 401);
+        let mut back = Duration::seconds(1);
+        loop {
+            let from = t.checked_sub_signed(back)?;
+            if let Some(first) = self.next_after(from).filter(|x| *x <= t) {
+                let mut last = first;
+                while let Some(next) = self.next_after(last).filter(|x| *x <= t) {
+                    last = next;
+                }
+                return Some(last);
+            }
+            if back > limit {
+                return None;
+            }
+            back = back * 2;
+        }
+    }
+
+    /// The first tick strictly after `t`, or `None` if there is none (`0 0 0 31 2 *`).
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.0.after(&t).next()
+        let start = t.naive_utc().with_nanosecond(0)?.checked_add_signed(Duration::seconds(1))?;
+        let last_year = start.year().checked_add(SEARCH_YEARS)?;
+        let mut date = start.date();
+        let mut from = (start.hour(), start.minute(), start.second());
+        loop {
+            if date.year() > last_year {
+                return None;
+            }
+            if !self.has(4, date.month()) {
+                // Jump to the 1st of the next allowed month.
+                date = match next_bit(self.bits[4], date.month() + 1) {
+                    Some(m) => NaiveDate::from_ymd_opt(date.year(), m, 1)?,
+                    None => NaiveDate::from_ymd_opt(date.year().checked_add(1)?, next_bit(self.bits[4], 1)?, 1)?,
+                };
+                from = (0, 0, 0);
+                continue;
+            }
+            if !self.has(3, date.day()) {
+                // Jump to the next allowed day of this month, or the 1st of the next month.
+                date = match next_bit(self.bits[3], date.day() + 1).and_then(|d| date.with_day(d)) {
+                    Some(d) => d,
+                    None => first_of_next_month(date)?,
+                };
+                from = (0, 0, 0);
+                continue;
+            }
+            if self.has(DOW, date.weekday().num_days_from_sunday()) {
+                if let Some(time) = self.first_time_from(from) {
+                    return Some(NaiveDateTime::new(date, time).and_utc());
+                }
+            }
+            date = date.succ_opt()?;
+            from = (0, 0, 0);
+        }
+    }
+
+    fn has(&self, field: usize, value: u32) -> bool {
+        (self.bits[field] >> value) & 1 == 1
+    }
+
+    /// The first allowed time of day at or after `h0:m0:s0`.
+    fn first_time_from(&self, (h0, m0, s0): (u32, u32, u32)) -> Option<NaiveTime> {
+        let [seconds, minutes, hours, ..] = self.bits;
+        let mut h = next_bit(hours, h0)?;
+        loop {
+            let mut minute = next_bit(minutes, if h == h0 { m0 } else { 0 });
+            while let Some(m) = minute {
+                if let Some(s) = next_bit(seconds, if (h, m) == (h0, m0) { s0 } else { 0 }) {
+                    return NaiveTime::from_hms_opt(h, m, s);
+                }
+                minute = next_bit(minutes, m + 1);
+            }
+            h = next_bit(hours, h + 1)?;
+        }
     }
 }
 
-/// NCRONTAB numbers days of the week 0-6 from Sunday (7 is Sunday too); the `cron` crate 1-7
-/// from Sunday. Names and `*` pass unchanged; steps (`/2`) are counts, not days, and stay.
-fn shift_day_numbers(field: &str) -> Result<String, String> {
-    let shift = |day: &str| -> Result<String, String> {
-        match day.parse::<u8>() {
-            Ok(n @ 0..=6) => Ok((n + 1).to_string()),
-            Ok(7) => Ok("1".to_string()),
-            Ok(_) => Err(format!("day of week `{day}` is not 0-6")),
-            Err(_) => Ok(day.to_string()),
+impl FromStr for Schedule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Schedule::parse(s)
+    }
+}
+
+/// The expression as the user wrote it.
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The lowest set bit at or above `from`.
+fn next_bit(bits: u64, from: u32) -> Option<u32> {
+    let rest = bits.checked_shr(from)?.checked_shl(from)?;
+    (rest != 0).then(|| rest.trailing_zeros())
+}
+
+fn first_of_next_month(date: NaiveDate) -> Option<NaiveDate> {
+    match date.month() {
+        12 => NaiveDate::from_ymd_opt(date.year().checked_add(1)?, 1, 1),
+        m => NaiveDate::from_ymd_opt(date.year(), m + 1, 1),
+    }
+}
+
+/// One field as a bitset; errors name the field and quote the user's text (the caller adds
+/// the whole expression).
+fn parse_field(index: usize, text: &str) -> Result<u64, String> {
+    let field = &FIELDS[index];
+    let name = field.name;
+    // 7 is Sunday too, in values and range ends (not in `*`, nor as the implied end of `a/n`).
+    let top = if index == DOW { 7 } else { field.max };
+    let mut bits = 0u64;
+    for item in text.split(',') {
+        if item.is_empty() {
+            return Err(format!("{name} `{text}` has an empty list item"));
         }
-    };
-    field
-        .split(',')
-        .map(|part| {
-            let (range, step) = match part.split_once('/') {
-                Some((r, s)) => (r, Some(s)),
-                None => (part, None),
-            };
-            let range = match range.split_once('-') {
-                Some((a, b)) => format!("{}-{}", shift(a)?, shift(b)?),
-                None => shift(range)?,
-            };
-            Ok(match step {
-                Some(s) => format!("{range}/{s}"),
-                None => range,
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()
-        .map(|parts| parts.join(","))
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => {
+                let step = parse_number(s)
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| format!("{name} step `{s}` in `{item}` is not a whole number of at least 1"))?;
+                (r, Some(step))
+            }
+            None => (item, None),
+        };
+        let (lo, hi) = if range == "*" {
+            (field.min, field.max)
+        } else if let Some((a, b)) = range.split_once('-') {
+            let (a, b) = (parse_value(field, top, a)?, parse_value(field, top, b)?);
+            if a > b {
+                return Err(format!("{name} range `{range}` runs backwards; write the smaller end first"));
+            }
+            (a, b)
+        } else {
+            let v = parse_value(field, top, range)?;
+            (v, if step.is_some() { field.max.max(v) } else { v })
+        };
+        let mut v = lo;
+        while v <= hi {
+            bits |= 1 << v;
+            v = v.saturating_add(step.unwrap_or(1));
+        }
+    }
+    if index == DOW && bits & (1 << 7) != 0 {
+        bits = (bits & !(1 << 7)) | 1;
+    }
+    Ok(bits)
+}
+
+fn parse_number(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Long runs of digits are out of range, not unreadable.
+    Some(s.parse::<u32>().unwrap_or(u32::MAX))
+}
+
+fn parse_value(field: &Field, top: u32, s: &str) -> Result<u32, String> {
+    let name = field.name;
+    if s.is_empty() {
+        return Err(format!("{name} has a range with a missing end"));
+    }
+    if let Some(n) = parse_number(s) {
+        if n < field.min || n > top {
+            let also = if top > field.max { " (7 is also Sunday)" } else { "" };
+            return Err(format!("{name} `{s}` is out of range {}-{}{also}", field.min, field.max));
+        }
+        return Ok(n);
+    }
+    if field.names.is_empty() {
+        return Err(format!("{name} `{s}` is not a number {}-{}", field.min, field.max));
+    }
+    let lower = s.to_ascii_lowercase();
+    match field.names.iter().position(|n| n.to_ascii_lowercase().starts_with(&lower)) {
+        Some(i) => Ok(field.min + i as u32),
+        None => Err(format!(
+            "{name} `{s}` is neither a number {}-{} nor a name ({}, ... {}, or three letters as `{}`)",
+            field.min,
+            field.max,
+            field.names[0],
+            field.names[field.names.len() - 1],
+            &field.names[1][..3]
+        )),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn next(expr: &str, from: &str) -> Option<String> {
+        Schedule::parse(expr).unwrap_or_else(|e| panic!("{e}")).next_after(at(from)).map(|t| t.to_rfc3339())
+    }
+
+    #[test]
+    fn the_latest_tick_at_or_before() {
+        let daily = Schedule::parse("0 0 8 * * *").unwrap();
+        assert_eq!(daily.last_at_or_before(at("2026-11-22T08:00:00Z")), Some(at("2026-11-22T08:00:00Z")));
+        assert_eq!(daily.last_at_or_before(at("2026-11-22T07:59:59.900Z")), Some(at("2026-11-21T08:00:00Z")));
+        assert_eq!(daily.last_at_or_before(at("2026-11-22T15:00:00Z")), Some(at("2026-11-22T08:00:00Z")));
+        let every_second = Schedule::parse("* * * * * *").unwrap();
+        assert_eq!(every_second.last_at_or_before(at("2026-11-22T15:00:07.5Z")), Some(at("2026-11-22T15:00:07Z")));
+        let leap = Schedule::parse("0 0 0 29 2 *").unwrap();
+        assert_eq!(leap.last_at_or_before(at("2027-03-01T00:00:00Z")), Some(at("2024-02-29T00:00:00Z")));
+    }
+
     #[test]
     fn every_minute_and_every_second() {
-        let t = DateTime::parse_from_rfc3339("2026-11-22T10:00:30Z").unwrap().with_timezone(&Utc);
+        let t = at("2026-11-22T10:00:30Z");
         let m = Schedule::parse("0 */1 * * * *").unwrap();
         assert_eq!(m.next_after(t).unwrap().to_rfc3339(), "2026-11-22T10:01:00+00:00");
         let s = Schedule::parse("* * * * * *").unwrap();
         assert_eq!(s.next_after(t).unwrap().to_rfc3339(), "2026-11-22T10:00:31+00:00");
+        // Strictly after, also from inside a second.
+        let inside = at("2026-11-22T10:00:30.250Z");
+        assert_eq!(s.next_after(inside).unwrap().to_rfc3339(), "2026-11-22T10:00:31+00:00");
     }
 
     #[test]
     fn days_of_week_count_from_sunday_zero_as_in_azure() {
-        assert_eq!(shift_day_numbers("1-5").unwrap(), "2-6");
-        assert_eq!(shift_day_numbers("0,6").unwrap(), "1,7");
-        assert_eq!(shift_day_numbers("*/2").unwrap(), "*/2");
-        assert_eq!(shift_day_numbers("Mon-Fri").unwrap(), "Mon-Fri");
-        assert!(shift_day_numbers("9").is_err());
         // Saturday 2026-11-21 10:00 UTC: a weekday schedule fires next on Monday the 23rd.
-        let sat = DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z").unwrap().with_timezone(&Utc);
-        let weekdays = Schedule::parse("0 0 9 * * 1-5").unwrap();
-        assert_eq!(weekdays.next_after(sat).unwrap().to_rfc3339(), "2026-11-23T09:00:00+00:00");
-        let sundays = Schedule::parse("0 0 9 * * 0").unwrap();
-        assert_eq!(sundays.next_after(sat).unwrap().to_rfc3339(), "2026-11-22T09:00:00+00:00");
+        let sat = "2026-11-21T10:00:00Z";
+        assert_eq!(next("0 0 9 * * 1-5", sat).unwrap(), "2026-11-23T09:00:00+00:00");
+        assert_eq!(next("0 0 9 * * 0", sat).unwrap(), "2026-11-22T09:00:00+00:00");
+        assert_eq!(next("0 0 9 * * 7", sat).unwrap(), "2026-11-22T09:00:00+00:00");
+        assert_eq!(next("0 0 9 * * 6", sat).unwrap(), "2026-11-28T09:00:00+00:00");
+        assert_eq!(next("0 0 9 * * 0,6", sat).unwrap(), "2026-11-22T09:00:00+00:00");
+        assert_eq!(next("0 0 9 * * Mon-Fri", sat).unwrap(), "2026-11-23T09:00:00+00:00");
+        assert!(Schedule::parse("0 0 9 * * 8").is_err());
     }
 
     #[test]
     fn five_fields_are_refused() {
-        assert!(Schedule::parse("*/5 * * * *").is_err());
+        let e = Schedule::parse("*/5 * * * *").unwrap_err();
+        assert!(e.contains("five fields") && e.contains("`*/5 * * * *`") && e.contains("`0 */5 * * * *`"), "{e}");
+    }
+
+    /// The examples of the Azure Functions timer-trigger docs (functions-bindings-timer.md,
+    /// "NCRONTAB expressions"), from Saturday 2026-11-21 10:07:30 UTC.
+    #[test]
+    fn documented_examples() {
+        let from = "2026-11-21T10:07:30Z";
+        let table = [
+            // The docs' table of value types.
+            ("0 5 * * * *", "2026-11-21T11:05:00+00:00"),
+            ("0 * 5 * * *", "2026-11-22T05:00:00+00:00"),
+            ("5-7 * * * * *", "2026-11-21T10:08:05+00:00"),
+            ("5,8,10 * * * * *", "2026-11-21T10:08:05+00:00"),
+            ("0 */5 * * * *", "2026-11-21T10:10:00+00:00"),
+            // The docs' examples.
+            ("0 0 * * * *", "2026-11-21T11:00:00+00:00"),
+            ("0 0 */2 * * *", "2026-11-21T12:00:00+00:00"),
+            ("0 0 9-17 * * *", "2026-11-21T11:00:00+00:00"),
+            ("0 30 9 * * *", "2026-11-22T09:30:00+00:00"),
+            ("0 30 9 * * 1-5", "2026-11-23T09:30:00+00:00"),
+            ("0 30 9 * Jan Mon", "2027-01-04T09:30:00+00:00"),
+            ("0 30 9 * January Monday", "2027-01-04T09:30:00+00:00"),
+            ("0 30 9 * jan mon", "2027-01-04T09:30:00+00:00"),
+            ("0 0 9 * * MON-FRI", "2026-11-23T09:00:00+00:00"),
+            ("0 0 9 * * 1-7", "2026-11-22T09:00:00+00:00"),
+            ("*/15 * * * * *", "2026-11-21T10:07:45+00:00"),
+            // The timer extension's own sample.
+            ("*/15 * * * * *", "2026-11-21T10:07:45+00:00"),
+        ];
+        for (expr, want) in table {
+            assert_eq!(next(expr, from).as_deref(), Some(want), "{expr}");
+        }
+    }
+
+    #[test]
+    fn steps_names_and_lists() {
+        let from = "2026-11-21T10:07:30Z";
+        let table = [
+            ("0 0 9-17/4 * * *", "2026-11-21T13:00:00+00:00"),
+            ("0 20/15 * * * *", "2026-11-21T10:20:00+00:00"),
+            ("0 0 0 1 */3 *", "2027-01-01T00:00:00+00:00"),
+            ("0 0 0 1 Feb-Apr,Dec *", "2026-12-01T00:00:00+00:00"),
+            ("0 0 12 * * Sat/2", "2026-11-21T12:00:00+00:00"),
+            ("0 0 9 * * 5-7", "2026-11-22T09:00:00+00:00"),
+            ("0 0 9 * * 1-7/2", "2026-11-22T09:00:00+00:00"),
+            ("0 0 0 31 * *", "2026-12-31T00:00:00+00:00"),
+            ("0 0 0 1,15 * *", "2026-12-01T00:00:00+00:00"),
+        ];
+        for (expr, want) in table {
+            assert_eq!(next(expr, from).as_deref(), Some(want), "{expr}");
+        }
+    }
+
+    #[test]
+    fn both_day_fields_must_match_as_in_ncrontab() {
+        // Friday the 13th, not every Friday and every 13th.
+        assert_eq!(next("0 0 0 13 * Fri", "2026-11-21T00:00:00Z").unwrap(), "2027-08-13T00:00:00+00:00");
+    }
+
+    #[test]
+    fn leap_days_and_impossible_dates() {
+        let from = "2026-11-21T10:07:30Z";
+        assert_eq!(next("0 0 0 29 2 *", from).unwrap(), "2028-02-29T00:00:00+00:00");
+        assert_eq!(next("0 0 0 29 2 *", "2028-02-29T00:00:00Z").unwrap(), "2032-02-29T00:00:00+00:00");
+        assert_eq!(next("0 0 0 29 Feb Mon", from).unwrap(), "2044-02-29T00:00:00+00:00");
+        assert_eq!(next("0 0 0 31 2 *", from), None);
+        assert_eq!(next("0 0 0 30,31 Feb *", from), None);
+        assert_eq!(next("0 0 0 31 4,6,9,11 *", from), None);
+        // The end of chrono's calendar is not a panic.
+        assert_eq!(Schedule::parse("* * * * * *").unwrap().next_after(DateTime::<Utc>::MAX_UTC), None);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_quote_the_user() {
+        let cases = [
+            ("0 0 25 * * *", "hour `25` is out of range 0-23 in `0 0 25 * * *`"),
+            ("60 * * * * *", "second `60` is out of range 0-59 in `60 * * * * *`"),
+            ("0 0 0 0 * *", "day `0` is out of range 1-31 in `0 0 0 0 * *`"),
+            ("0 0 0 * 13 *", "month `13` is out of range 1-12 in `0 0 0 * 13 *`"),
+            ("0 0 9 * * 8", "day-of-week `8` is out of range 0-6 (7 is also Sunday) in `0 0 9 * * 8`"),
+            ("0 0 9 * * 1-8", "day-of-week `8` is out of range 0-6 (7 is also Sunday) in `0 0 9 * * 1-8`"),
+            ("0 0 17-9 * * *", "hour range `17-9` runs backwards; write the smaller end first in `0 0 17-9 * * *`"),
+            ("0 */0 * * * *", "minute step `0` in `*/0` is not a whole number of at least 1 in `0 */0 * * * *`"),
+            ("0 1,,2 * * * *", "minute `1,,2` has an empty list item in `0 1,,2 * * * *`"),
+            ("0 0 9 * * Mnday", "day-of-week `Mnday` is neither a number 0-6 nor a name"),
+            ("0 0 9 * Jnu *", "month `Jnu` is neither a number 1-12 nor a name"),
+            ("0 0 Mon * * *", "hour `Mon` is not a number 0-23 in `0 0 Mon * * *`"),
+            ("0 0 9 ? * *", "day `?` is not a number 1-31"),
+            ("0 0 9 L * *", "day `L` is not a number 1-31"),
+            ("0 0 9-* * * *", "hour `*` is not a number 0-23"),
+            ("0 0 99999999999 * * *", "hour `99999999999` is out of range 0-23"),
+            ("0 0 0 1 * * *", "has 7 fields"),
+            ("", "is empty"),
+        ];
+        for (expr, want) in cases {
+            let e = Schedule::parse(expr).unwrap_err();
+            assert!(e.contains(want), "{expr}: {e}");
+        }
+    }
+
+    #[test]
+    fn display_and_from_str_keep_the_users_text() {
+        let s: Schedule = "0 30 9 * Jan Mon".parse().unwrap();
+        assert_eq!(s.to_string(), "0 30 9 * Jan Mon");
+    }
+
+    /// A small xorshift generator: a bounded property test without another crate.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u32) -> u32 {
+            (self.next() % n as u64) as u32
+        }
+        fn range(&mut self, lo: u32, hi: u32) -> u32 {
+            lo + self.below(hi - lo + 1)
+        }
+    }
+
+    #[test]
+    fn random_text_never_panics() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let alphabet: Vec<char> = "0123456789*/-,  ?LW#JanMONsunDEC\u{e9}".chars().collect();
+        let t = at("2026-11-21T10:07:30Z");
+        for _ in 0..20_000 {
+            let len = rng.below(24);
+            let text: String = (0..len).map(|_| alphabet[rng.below(alphabet.len() as u32) as usize]).collect();
+            if let Ok(s) = Schedule::parse(&text) {
+                if let Some(n) = s.next_after(t) {
+                    assert!(n > t, "{text}");
+                }
+            }
+        }
+    }
+
+    /// Writes a random field of `FIELDS[i]` and, independently of the parser, the values it
+    /// allows (index 7 of the day of week folded into Sunday).
+    fn random_field(rng: &mut Rng, i: usize) -> (String, Vec<bool>) {
+        let f = &FIELDS[i];
+        let top = if i == DOW { 7 } else { f.max };
+        let mut allowed = vec![false; top as usize + 1];
+        let word = |rng: &mut Rng, v: u32| -> String {
+            let names = f.names;
+            if names.is_empty() || v > f.max || rng.below(2) == 0 {
+                return v.to_string();
+            }
+            let full = names[(v - f.min) as usize];
+            let name = if rng.below(2) == 0 { &full[..3] } else { full };
+            if rng.below(2) == 0 {
+                name.to_uppercase()
+            } else {
+                name.to_lowercase()
+            }
+        };
+        let items = if rng.below(4) == 0 { rng.range(2, 3) } else { 1 };
+        let mut parts = Vec::new();
+        for _ in 0..items {
+            let (text, lo, hi, step) = match rng.below(6) {
+                0 if items == 1 => ("*".to_string(), f.min, f.max, 1),
+                0 | 1 => {
+                    let v = rng.range(f.min, top);
+                    (word(rng, v), v, v, 1)
+                }
+                2 => {
+                    let (a, b) = (rng.range(f.min, top), rng.range(f.min, top));
+                    let (a, b) = (a.min(b), a.max(b));
+                    (format!("{}-{}", word(rng, a), word(rng, b)), a, b, 1)
+                }
+                3 => {
+                    let n = rng.range(1, f.max - f.min + 1);
+                    (format!("*/{n}"), f.min, f.max, n)
+                }
+                4 => {
+                    let (a, b) = (rng.range(f.min, top), rng.range(f.min, top));
+                    let (a, b) = (a.min(b), a.max(b));
+                    let n = rng.range(1, 10);
+                    (format!("{}-{}/{n}", word(rng, a), word(rng, b)), a, b, n)
+                }
+                _ => {
+                    let a = rng.range(f.min, f.max);
+                    let n = rng.range(1, 10);
+                    (format!("{}/{n}", word(rng, a)), a, f.max, n)
+                }
+            };
+            let mut v = lo;
+            while v <= hi {
+                allowed[v as usize] = true;
+                v += step;
+            }
+            parts.push(text);
+        }
+        if i == DOW && allowed[7] {
+            allowed[0] = true;
+        }
+        (parts.join(","), allowed)
+    }
+
+    #[test]
+    fn random_expressions_tick_when_they_say() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for _ in 0..2_000 {
+            let (texts, sets): (Vec<String>, Vec<Vec<bool>>) = (0..6).map(|i| random_field(&mut rng, i)).unzip();
+            let expr = texts.join(" ");
+            let s = Schedule::parse(&expr).unwrap_or_else(|e| panic!("{e}"));
+            let allows = |i: usize, v: u32| sets[i][v as usize];
+            let matches = |d: NaiveDateTime| {
+                allows(0, d.second())
+                    && allows(1, d.minute())
+                    && allows(2, d.hour())
+                    && allows(3, d.day())
+                    && allows(4, d.month())
+                    && allows(5, d.weekday().num_days_from_sunday())
+            };
+            // A random instant from 2000 to 2100 whose hour, minute and second are often
+            // allowed ones, so that carries between the fields get exercised.
+            let secs = rng.range(946_684_800, 4_102_444_800) / 86_400 * 86_400;
+            let mut pick = |i: usize, n: u32| {
+                let allowed: Vec<u32> = (0..n).filter(|&v| sets[i][v as usize]).collect();
+                if rng.below(3) > 0 {
+                    allowed[rng.below(allowed.len() as u32) as usize]
+                } else {
+                    rng.below(n)
+                }
+            };
+            let time = pick(2, 24) * 3600 + pick(1, 60) * 60 + pick(0, 60);
+            let nanos = if rng.below(2) == 0 { 0 } else { rng.below(1_000_000_000) };
+            let t = DateTime::from_timestamp((secs + time) as i64, nanos).unwrap();
+            let Some(n) = s.next_after(t) else {
+                // Only when no allowed month has an allowed day (29 for February).
+                let possible = (1..=12u32)
+                    .any(|m| allows(4, m) && (1..=[31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m as usize - 1]).any(|d| allows(3, d)));
+                assert!(!possible, "{expr}: no tick after {t}");
+                continue;
+            };
+            assert!(n > t, "{expr}: {n} is not after {t}");
+            assert!(matches(n.naive_utc()), "{expr}: {n} does not match");
+            // Nothing in between: brute force, day by day, then hour, minute and second.
+            let first_in_day = |day: NaiveDate, from: u32| {
+                let day_ok = allows(3, day.day()) && allows(4, day.month()) && allows(5, day.weekday().num_days_from_sunday());
+                if !day_ok {
+                    return None;
+                }
+                (from..86_400u32).find(|&sec| allows(2, sec / 3600) && allows(1, sec / 60 % 60) && allows(0, sec % 60))
+            };
+            let first = t.naive_utc().with_nanosecond(0).unwrap() + Duration::seconds(1);
+            let mut day = first.date();
+            loop {
+                let from = if day == first.date() { first.time().num_seconds_from_midnight() } else { 0 };
+                let found = first_in_day(day, from);
+                if day == n.date_naive() {
+                    assert_eq!(found, Some(n.time().num_seconds_from_midnight()), "{expr}: from {t} got {n}");
+                    break;
+                }
+                assert_eq!(found, None, "{expr}: {day} has a tick before {n} (from {t})");
+                day = day.succ_opt().unwrap();
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
-//! What `infra/` ships, checked without Azure: the ARM template's references resolve, its app
-//! settings are exactly the ones the binary reads, its security settings hold, and the deploy
-//! script runs end to end (dry run, and a real run against a recording stand-in for `az`).
+//! What `infra/` ships, checked without Azure: the ARM template's references resolve, it is a
+//! Flex Consumption app with a custom-handler runtime, its app settings are the ones the binary
+//! reads (identity-based storage, no account key anywhere), the identity's role assignments exist
+//! before the app, the alerts exist, and the deploy script runs end to end (dry runs with every
+//! option, and a real run against a recording stand-in for `az`) without bash-4-only constructs.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -9,8 +11,19 @@ use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
+const BLOB_DATA_OWNER: &str = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
+const TABLE_DATA_CONTRIBUTOR: &str = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3";
+const KEY_VAULT_SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
+const TABLE_DATA_READER: &str = "76199698-9eea-4c19-bc75-cec21354c6b6";
+
+const IDENTITY: &str = "resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', variables('identityName'))";
+
+fn template_text() -> String {
+    std::fs::read_to_string(format!("{ROOT}/infra/azuredeploy.json")).unwrap()
+}
+
 fn template() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/infra/azuredeploy.json")).unwrap()).unwrap()
+    serde_json::from_str(&template_text()).unwrap()
 }
 
 /// Every ARM expression string (`[...]`, not the `[[` escape) anywhere in the document.
@@ -18,7 +31,15 @@ fn expressions(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::String(s) if s.starts_with('[') && !s.starts_with("[[") && s.ends_with(']') => out.push(s.clone()),
         Value::Array(a) => a.iter().for_each(|x| expressions(x, out)),
-        Value::Object(o) => o.values().for_each(|x| expressions(x, out)),
+        Value::Object(o) => {
+            for (k, x) in o {
+                // Object keys can be expressions too (userAssignedIdentities).
+                if k.starts_with('[') && !k.starts_with("[[") && k.ends_with(']') {
+                    out.push(k.clone());
+                }
+                expressions(x, out);
+            }
+        }
         _ => {}
     }
 }
@@ -29,8 +50,29 @@ fn references(expr: &str, fname: &str) -> Vec<String> {
     expr.match_indices(&pat).filter_map(|(i, _)| expr[i + pat.len()..].split('\'').next().map(str::to_string)).collect()
 }
 
+fn resources(t: &Value) -> &Vec<Value> {
+    t["resources"].as_array().unwrap()
+}
+
+fn resource<'a>(t: &'a Value, kind: &str) -> &'a Value {
+    resources(t).iter().find(|r| r["type"] == kind).unwrap_or_else(|| panic!("no {kind}"))
+}
+
+fn all_of<'a>(t: &'a Value, kind: &str) -> Vec<&'a Value> {
+    resources(t).iter().filter(|r| r["type"] == kind).collect()
+}
+
 fn function_app(t: &Value) -> &Value {
-    t["resources"].as_array().unwrap().iter().find(|r| r["type"] == "Microsoft.Web/sites").expect("a Function App")
+    resource(t, "Microsoft.Web/sites")
+}
+
+fn app_settings(t: &Value) -> &Vec<Value> {
+    function_app(t)["properties"]["siteConfig"]["appSettings"].as_array().unwrap()
+}
+
+fn setting(t: &Value, name: &str) -> String {
+    let s = app_settings(t).iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no app setting {name}"));
+    s["value"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -40,9 +82,10 @@ fn every_parameter_and_variable_reference_resolves() {
     let vars = t["variables"].as_object().unwrap();
     let mut exprs = Vec::new();
     expressions(&t, &mut exprs);
-    assert!(exprs.len() > 20);
+    assert!(exprs.len() > 40);
     for e in &exprs {
         assert_eq!(e.matches('(').count(), e.matches(')').count(), "unbalanced: {e}");
+        assert_eq!(e.matches('\'').count() % 2, 0, "unbalanced quotes: {e}");
         for p in references(e, "parameters") {
             assert!(params.contains_key(&p), "undeclared parameter {p} in {e}");
         }
@@ -54,67 +97,332 @@ fn every_parameter_and_variable_reference_resolves() {
     for p in params.keys() {
         assert!(used.contains(&format!("parameters('{p}')")), "parameter {p} is never used");
     }
+    for v in vars.keys() {
+        assert!(used.contains(&format!("variables('{v}')")), "variable {v} is never used");
+    }
     for (name, p) in params {
         if p["type"].as_str().unwrap().eq_ignore_ascii_case("securestring") {
             assert!(p.get("defaultValue").is_none(), "secret {name} must not have a default");
         }
+        assert!(p["metadata"]["description"].as_str().is_some_and(|d| !d.is_empty()), "{name} has no description");
     }
 }
 
 #[test]
-fn app_settings_are_exactly_what_the_binary_reads() {
+fn flex_consumption_plan_with_the_custom_handler_runtime() {
+    let t = template();
+    let plan = resource(&t, "Microsoft.Web/serverfarms");
+    assert_eq!(plan["sku"]["name"], "FC1");
+    assert_eq!(plan["sku"]["tier"], "FlexConsumption");
+    assert_eq!(plan["properties"]["reserved"], true);
+    assert!(!template_text().contains("\"Y1\"") && !template_text().contains("\"Dynamic\""), "no Linux Consumption plan");
+
+    let app = function_app(&t);
+    assert_eq!(app["kind"], "functionapp,linux");
+    let config = &app["properties"]["functionAppConfig"];
+    assert_eq!(config["runtime"]["name"], "custom");
+    assert_eq!(config["runtime"]["version"], "1.0");
+    assert_eq!(config["scaleAndConcurrency"]["instanceMemoryMB"], 2048);
+    assert_eq!(config["scaleAndConcurrency"]["maximumInstanceCount"], "[parameters('maximumInstanceCount')]");
+    assert_eq!(t["parameters"]["maximumInstanceCount"]["type"], "int");
+
+    // The package lives in a blob container of the app's account, reached with the identity.
+    let storage = &config["deployment"]["storage"];
+    assert_eq!(storage["type"], "blobContainer");
+    let value = storage["value"].as_str().unwrap();
+    assert!(value.contains("primaryEndpoints.blob") && value.contains("variables('deploymentContainer')"), "{value}");
+    assert_eq!(storage["authentication"]["type"], "UserAssignedIdentity");
+    assert_eq!(storage["authentication"]["userAssignedIdentityResourceId"], format!("[{IDENTITY}]"));
+    let container = resource(&t, "Microsoft.Storage/storageAccounts/blobServices/containers");
+    assert!(container["name"].as_str().unwrap().contains("variables('deploymentContainer')"));
+    assert_eq!(container["properties"]["publicAccess"], "None");
+
+    // One user-assigned identity, also the one that resolves Key Vault references.
+    assert_eq!(app["identity"]["type"], "UserAssigned");
+    let ids: Vec<&String> = app["identity"]["userAssignedIdentities"].as_object().unwrap().keys().collect();
+    assert_eq!(ids, [&format!("[{IDENTITY}]")]);
+    assert_eq!(app["properties"]["keyVaultReferenceIdentity"], format!("[{IDENTITY}]"));
+    assert!(resources(&t).iter().any(|r| r["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities"));
+}
+
+#[test]
+fn app_settings_are_what_the_binary_reads() {
     let out = Command::new(env!("CARGO_BIN_EXE_handler")).args(["settings", "--names"]).output().unwrap();
     assert!(out.status.success());
-    let mut expected: BTreeSet<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|n| !matches!(*n, "LEADS_INGEST_KEY" | "FUNCTIONS_CUSTOMHANDLER_PORT"))
-        .map(str::to_string)
-        .collect();
-    for platform in [
-        "FUNCTIONS_EXTENSION_VERSION",
+    let binary: BTreeSet<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
+    // Read by the platform, not by the binary.
+    let platform: BTreeSet<String> =
+        ["APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"].map(String::from).into();
+    // Read by the binary, deliberately not set by the template: connection strings (keyless
+    // deployment), the separate lead account (the app's own account holds the table), the
+    // serve-mode key and the port the host sets.
+    let mut unset: BTreeSet<String> =
+        ["AzureWebJobsStorage", "LEADS_STORAGE", "LEADS_INGEST_KEY", "FUNCTIONS_CUSTOMHANDLER_PORT"].map(String::from).into();
+    for suffix in ["accountName", "tableServiceUri", "credential", "clientId"] {
+        unset.insert(format!("LEADS_STORAGE__{suffix}"));
+    }
+    unset.insert("AzureWebJobsStorage__tableServiceUri".into());
+    // Tuning settings whose defaults suit a deployment; a publisher may add them as app settings.
+    // The digest is optional, turned on by adding its two settings.
+    // Retention is a publisher's policy, not a default: unset keeps leads forever.
+    for tuning in [
+        "NOTIFY_SEND_TIMEOUT_SECONDS",
+        "NOTIFY_SWEEP_MINUTES",
+        "NOTIFY_DIGEST_TO",
+        "NOTIFY_DIGEST_SCHEDULE",
+        "NOTIFY_JOURNEY",
+        "NOTIFY_IMMEDIATE",
+        "LEADS_RETENTION_DAYS",
+    ] {
+        unset.insert(tuning.into());
+    }
+    // Test endpoints of the CRM channels: the defaults are the CRMs' public ones.
+    for tuning in ["DYNAMICS_AUTHORITY_HOST", "HUBSPOT_BASE_URL"] {
+        unset.insert(tuning.into());
+    }
+
+    let t = template();
+    let settings = app_settings(&t);
+    let actual: BTreeSet<String> = settings.iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(settings.len(), actual.len(), "no setting twice");
+    let unknown: Vec<&String> = actual.iter().filter(|n| !binary.contains(*n) && !platform.contains(*n)).collect();
+    assert!(
+        unknown.is_empty(),
+        "app settings the binary does not read: {unknown:?} (the identity settings need the handler that reads \
+         AzureWebJobsStorage__accountName/__credential/__clientId)"
+    );
+    let missing: Vec<&String> = binary.iter().filter(|n| !actual.contains(*n) && !unset.contains(*n)).collect();
+    assert!(missing.is_empty(), "settings the binary reads that the template does not set: {missing:?}");
+
+    // Host storage and the lead table through the user-assigned identity.
+    assert_eq!(setting(&t, "AzureWebJobsStorage__accountName"), "[variables('storageName')]");
+    assert_eq!(setting(&t, "AzureWebJobsStorage__credential"), "managedidentity");
+    assert_eq!(setting(&t, "AzureWebJobsStorage__clientId"), format!("[reference({IDENTITY}, '2023-01-31').clientId]"));
+    assert!(setting(&t, "APPLICATIONINSIGHTS_CONNECTION_STRING").contains("ConnectionString"));
+    // Secrets: a Key Vault reference when the parameter is given, empty (that channel off) when
+    // not; the vault secret is written from the parameter only when it is not empty.
+    let secrets = [
+        "SMTP_PASSWORD",
+        "NOTIFY_WEBHOOK_URL",
+        "NOTIFY_WEBHOOK_SECRET",
+        "NOTIFY_TEAMS_URL",
+        "NOTIFY_SLACK_URL",
+        "DYNAMICS_CLIENT_SECRET",
+        "SALESFORCE_CLIENT_SECRET",
+        "HUBSPOT_TOKEN",
+        "MARKETO_CLIENT_SECRET",
+    ];
+    let vault_secrets = all_of(&t, "Microsoft.KeyVault/vaults/secrets");
+    let mut secret_params = BTreeSet::new();
+    for secret in secrets {
+        let value = setting(&t, secret);
+        assert!(value.contains("@Microsoft.KeyVault("), "{secret} must be a Key Vault reference");
+        let param = references(&value, "parameters").pop().unwrap_or_else(|| panic!("{secret}: no parameter in {value}"));
+        assert_eq!(t["parameters"][&param]["type"], "securestring", "{secret}: {param} must be a securestring");
+        let name = value.split("SecretName=").nth(1).and_then(|r| r.split(')').next()).unwrap_or_else(|| panic!("{value}"));
+        assert_eq!(
+            value,
+            format!(
+                "[if(empty(parameters('{param}')), '', format('@Microsoft.KeyVault(VaultName={{0}};SecretName={name})', variables('vaultName')))]"
+            )
+        );
+        let kv = vault_secrets
+            .iter()
+            .find(|r| r["name"] == format!("[format('{{0}}/{name}', variables('vaultName'))]"))
+            .unwrap_or_else(|| panic!("{secret}: no vault secret {name}"));
+        assert_eq!(kv["condition"], format!("[not(empty(parameters('{param}')))]"), "{secret}");
+        assert_eq!(kv["properties"]["value"], format!("[parameters('{param}')]"), "{secret}");
+        assert_eq!(kv["properties"]["contentType"], "text/plain", "{secret}");
+        secret_params.insert(param);
+    }
+    // Every secure parameter is one of these, and every vault secret belongs to one.
+    let secure: BTreeSet<String> =
+        t["parameters"].as_object().unwrap().iter().filter(|(_, p)| p["type"] == "securestring").map(|(n, _)| n.clone()).collect();
+    assert_eq!(secret_params, secure, "every securestring parameter reaches the app as a Key Vault reference");
+    assert_eq!(vault_secrets.len(), secrets.len());
+    // What Flex Consumption rejects or replaces (functionAppConfig carries runtime and package).
+    for gone in [
         "FUNCTIONS_WORKER_RUNTIME",
-        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "FUNCTIONS_EXTENSION_VERSION",
         "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
         "WEBSITE_CONTENTSHARE",
+        "WEBSITE_RUN_FROM_PACKAGE",
+        "SCM_DO_BUILD_DURING_DEPLOYMENT",
+        "AzureWebJobsStorage",
+        "LEADS_STORAGE",
     ] {
-        expected.insert(platform.to_string());
+        assert!(!actual.contains(gone), "{gone} must not be an app setting on Flex Consumption / keyless");
     }
+}
+
+#[test]
+fn no_account_key_or_connection_string_reaches_the_app() {
     let t = template();
-    let settings = function_app(&t)["properties"]["siteConfig"]["appSettings"].as_array().unwrap();
-    let actual: BTreeSet<String> = settings.iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
-    assert_eq!(actual, expected);
-    assert_eq!(settings.len(), actual.len(), "no setting twice");
-    let value = |n: &str| settings.iter().find(|s| s["name"] == n).unwrap()["value"].as_str().unwrap().to_string();
-    assert_eq!(value("FUNCTIONS_WORKER_RUNTIME"), "custom");
-    assert_eq!(value("FUNCTIONS_EXTENSION_VERSION"), "~4");
-    for secret in ["SMTP_PASSWORD", "NOTIFY_WEBHOOK_URL", "NOTIFY_WEBHOOK_SECRET", "NOTIFY_TEAMS_URL", "NOTIFY_SLACK_URL", "LEADS_STORAGE"]
-    {
-        assert!(value(secret).contains("@Microsoft.KeyVault("), "{secret} must be a Key Vault reference");
+    let app = serde_json::to_string(function_app(&t)).unwrap();
+    for needle in ["listKeys", "AccountKey=", "DefaultEndpointsProtocol", "SharedAccessSignature", "listAccountSas"] {
+        assert!(!app.contains(needle), "the Function App must not get `{needle}`");
+        // Nowhere else either: neither destination needs the template to read a key.
+        assert!(!template_text().contains(needle), "the template must not use `{needle}`");
+    }
+    // Shared-key access is off unless the destination is Partner Center's "Azure Table".
+    let storage = &resource(&t, "Microsoft.Storage/storageAccounts")["properties"];
+    assert_eq!(storage["allowSharedKeyAccess"], "[variables('sharedKeyAccess')]");
+    assert_eq!(t["variables"]["sharedKeyAccess"], "[equals(parameters('leadDestination'), 'azureTable')]");
+    assert_eq!(t["parameters"]["leadDestination"]["defaultValue"], "https");
+    assert_eq!(t["parameters"]["leadDestination"]["allowedValues"], serde_json::json!(["https", "azureTable"]));
+    assert_eq!(storage["defaultToOAuthAuthentication"], true);
+}
+
+#[test]
+fn the_identity_gets_its_roles_before_the_app_starts() {
+    let t = template();
+    let app = function_app(&t);
+    let depends: Vec<&str> = app["dependsOn"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    let roles = all_of(&t, "Microsoft.Authorization/roleAssignments");
+    let mut granted = BTreeSet::new();
+    for r in &roles {
+        let var = references(r["properties"]["roleDefinitionId"].as_str().unwrap(), "variables").pop().unwrap();
+        let definition = t["variables"][&var].as_str().unwrap();
+        let guid = definition.rsplit('\'').nth(1).unwrap();
+        let scope = r["scope"].as_str().unwrap();
+        let target = if scope.contains("Microsoft.Storage/storageAccounts") {
+            "storage"
+        } else if scope.contains("Microsoft.KeyVault/vaults") {
+            "vault"
+        } else {
+            panic!("unexpected scope {scope}")
+        };
+        granted.insert((guid.to_string(), target));
+        assert_eq!(r["properties"]["principalId"], format!("[reference({IDENTITY}, '2023-01-31').principalId]"));
+        assert_eq!(r["properties"]["principalType"], "ServicePrincipal");
+        // The app waits for this assignment: its id, as ARM builds it for an extension resource.
+        let name = r["name"].as_str().unwrap().trim_start_matches('[').trim_end_matches(']');
+        assert!(
+            depends
+                .iter()
+                .any(|d| d.starts_with("[extensionResourceId(")
+                    && d.contains(&format!("'Microsoft.Authorization/roleAssignments', {name})"))),
+            "the Function App does not depend on {name}"
+        );
+    }
+    let expected: BTreeSet<(String, &str)> = [
+        (BLOB_DATA_OWNER.to_string(), "storage"),
+        (TABLE_DATA_CONTRIBUTOR.to_string(), "storage"),
+        (KEY_VAULT_SECRETS_USER.to_string(), "vault"),
+    ]
+    .into();
+    assert_eq!(granted, expected);
+    for needed in [
+        "resourceId('Microsoft.Web/serverfarms'",
+        "resourceId('Microsoft.Storage/storageAccounts/blobServices/containers'",
+        "resourceId('Microsoft.Storage/storageAccounts/tableServices/tables'",
+        IDENTITY,
+    ] {
+        assert!(depends.iter().any(|d| d.contains(needed)), "the Function App does not depend on {needed}");
+    }
+    // Key Vault references resolve on first start: the secrets exist before the app too.
+    for secret in all_of(&t, "Microsoft.KeyVault/vaults/secrets") {
+        let name = secret["name"].as_str().unwrap();
+        let short = name.rsplit('/').next().unwrap().trim_end_matches("', variables('vaultName'))]");
+        assert!(depends.iter().any(|d| d.contains(&format!("'{short}')"))), "the Function App does not depend on secret {short}");
+    }
+}
+
+#[test]
+fn alerts_exist_when_an_alert_address_is_given() {
+    let t = template();
+    assert_eq!(t["parameters"]["alertEmail"]["defaultValue"], "");
+    assert_eq!(t["variables"]["alertsOn"], "[not(empty(parameters('alertEmail')))]");
+    let group = resource(&t, "Microsoft.Insights/actionGroups");
+    assert_eq!(group["condition"], "[variables('alertsOn')]");
+    assert_eq!(group["properties"]["emailReceivers"][0]["emailAddress"], "[parameters('alertEmail')]");
+    assert!(group["properties"]["groupShortName"].as_str().unwrap().len() <= 12);
+
+    let rules = all_of(&t, "Microsoft.Insights/scheduledQueryRules");
+    assert_eq!(rules.len(), 3);
+    let query = |needle: &str| {
+        let r = rules.iter().find(|r| r["properties"]["criteria"]["allOf"][0]["query"].as_str().unwrap().contains(needle));
+        *r.unwrap_or_else(|| panic!("no alert querying {needle}"))
+    };
+    for r in &rules {
+        assert_eq!(r["condition"], "[variables('alertsOn')]");
+        assert_eq!(
+            r["properties"]["actions"]["actionGroups"][0],
+            "[resourceId('Microsoft.Insights/actionGroups', variables('actionGroupName'))]"
+        );
+        assert_eq!(r["properties"]["scopes"][0], "[resourceId('Microsoft.Insights/components', variables('insightsName'))]");
+    }
+    // (a) The handler's own words when it gives up on a channel.
+    let notify_src = std::fs::read_to_string(format!("{ROOT}/src/notify/poller.rs")).unwrap();
+    assert!(notify_src.contains("\"notification failed for good"), "the alert's text must match the handler's log line");
+    let failed = query("notification failed for good");
+    assert!(failed["properties"]["criteria"]["allOf"][0]["query"].as_str().unwrap().starts_with("traces"));
+    assert_eq!(failed["properties"]["criteria"]["allOf"][0]["operator"], "GreaterThan");
+    // (b) Heartbeat: no successful LeadNotify within heartbeatMinutes.
+    let silent = query("\"LeadNotify\"");
+    let crit = &silent["properties"]["criteria"]["allOf"][0];
+    assert!(crit["query"].as_str().unwrap().contains("success == true"));
+    assert_eq!((crit["operator"].as_str(), crit["threshold"].as_i64()), (Some("LessThan"), Some(1)));
+    assert_eq!(silent["properties"]["windowSize"], "[variables('heartbeatWindow')[string(parameters('heartbeatMinutes'))]]");
+    assert_eq!(t["parameters"]["heartbeatMinutes"]["defaultValue"], 30);
+    // Each allowed value maps to an ISO 8601 window of that many minutes.
+    for m in t["parameters"]["heartbeatMinutes"]["allowedValues"].as_array().unwrap() {
+        let m = m.as_i64().unwrap();
+        let window = t["variables"]["heartbeatWindow"][m.to_string()].as_str().unwrap_or_else(|| panic!("no window for {m}"));
+        let minutes = match window.strip_prefix("PT").unwrap() {
+            w if w.ends_with('H') => w.trim_end_matches('H').parse::<i64>().unwrap() * 60,
+            w => w.trim_end_matches('M').parse::<i64>().unwrap(),
+        };
+        assert_eq!(minutes, m, "{window}");
+    }
+    // (c) LeadIngest answering 5xx.
+    let ingest = query("\"LeadIngest\"");
+    assert!(ingest["properties"]["criteria"]["allOf"][0]["query"].as_str().unwrap().contains("toint(resultCode) >= 500"));
+    // The request names are the function folders.
+    for f in ["LeadNotify", "LeadIngest"] {
+        assert!(std::path::Path::new(&format!("{ROOT}/{f}/function.json")).exists());
     }
 }
 
 #[test]
 fn security_settings_hold() {
     let t = template();
-    let resources = t["resources"].as_array().unwrap();
-    let storage = resources.iter().find(|r| r["type"] == "Microsoft.Storage/storageAccounts").unwrap();
-    assert_eq!(storage["properties"]["supportsHttpsTrafficOnly"], true);
-    assert_eq!(storage["properties"]["minimumTlsVersion"], "TLS1_2");
-    assert_eq!(storage["properties"]["allowBlobPublicAccess"], false);
+    let storage = &resource(&t, "Microsoft.Storage/storageAccounts")["properties"];
+    assert_eq!(storage["supportsHttpsTrafficOnly"], true);
+    assert_eq!(storage["minimumTlsVersion"], "TLS1_2");
+    assert_eq!(storage["allowBlobPublicAccess"], false);
     let app = function_app(&t);
-    assert_eq!(app["kind"], "functionapp,linux");
     assert_eq!(app["properties"]["httpsOnly"], true);
     assert_eq!(app["properties"]["siteConfig"]["minTlsVersion"], "1.2");
     assert_eq!(app["properties"]["siteConfig"]["ftpsState"], "Disabled");
-    assert_eq!(app["identity"]["type"], "SystemAssigned");
-    let plan = resources.iter().find(|r| r["type"] == "Microsoft.Web/serverfarms").unwrap();
-    assert_eq!((plan["sku"]["name"].as_str(), plan["properties"]["reserved"].as_bool()), (Some("Y1"), Some(true)));
-    let vault = resources.iter().find(|r| r["type"] == "Microsoft.KeyVault/vaults").unwrap();
-    assert_eq!(vault["properties"]["enableRbacAuthorization"], true);
-    let role = resources.iter().find(|r| r["type"] == "Microsoft.Authorization/roleAssignments").unwrap();
-    assert!(role["properties"]["roleDefinitionId"].as_str().unwrap().contains("keyVaultSecretsUserRole"));
-    assert!(resources.iter().any(|r| r["type"] == "Microsoft.Storage/storageAccounts/tableServices/tables"));
+    let vault = &resource(&t, "Microsoft.KeyVault/vaults")["properties"];
+    assert_eq!(vault["enableRbacAuthorization"], true);
+    assert_eq!(vault["enableSoftDelete"], true);
+    assert!(resources(&t).iter().any(|r| r["type"] == "Microsoft.Storage/storageAccounts/tableServices/tables"));
+    let insights = resource(&t, "Microsoft.Insights/components");
+    assert!(insights["properties"]["WorkspaceResourceId"].as_str().unwrap().contains("Microsoft.OperationalInsights/workspaces"));
+}
+
+/// checkov skips live on the resource (`metadata.checkov`), one `CKV_AZURE_n: reason` each.
+#[test]
+fn every_checkov_skip_gives_a_reason() {
+    let t = template();
+    let mut skips = 0;
+    for r in resources(&t) {
+        let Some(list) = r["metadata"].get("checkov") else { continue };
+        for s in list.as_array().unwrap() {
+            let s = s.as_str().unwrap();
+            let (id, reason) = s.split_once(": ").unwrap_or_else(|| panic!("`{s}` is not `ID: reason`"));
+            assert!(id.starts_with("CKV_AZURE_") && id[10..].chars().all(|c| c.is_ascii_digit()), "{s}");
+            assert!(reason.len() >= 20, "give a reason: {s}");
+            skips += 1;
+        }
+    }
+    assert!(skips > 0);
+    let requirements = std::fs::read_to_string(format!("{ROOT}/scripts/requirements-test.txt")).unwrap();
+    assert!(requirements.lines().any(|l| l.starts_with("checkov==")), "checkov is pinned");
+    let test_script = std::fs::read_to_string(format!("{ROOT}/scripts/test")).unwrap();
+    assert!(test_script.contains("run_checkov"), "scripts/test runs checkov");
 }
 
 #[test]
@@ -133,30 +441,124 @@ fn parameters_sample_only_sets_declared_parameters() {
     }
 }
 
-#[test]
-fn deploy_dry_run_needs_no_azure() {
+fn dry_run(shell_args: &[&str], args: &[&str]) -> (bool, String, String) {
     let out = Command::new("bash")
-        .args([&format!("{ROOT}/infra/deploy.sh"), "--what-if", "--resource-group", "rg-test", "--skip-build"])
+        .args(shell_args)
+        .arg(format!("{ROOT}/infra/deploy.sh"))
+        .args(args)
         .env("AZ", "/nonexistent/az")
-        .current_dir(std::env::temp_dir())
+        .current_dir(ROOT)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    for expected in ["az group create", "az deployment group create", "config-zip", "LeadIngest", "would package"] {
-        assert!(stdout.contains(expected), "dry run lacks `{expected}`: {stdout}");
-    }
-    let out = Command::new("bash").args([&format!("{ROOT}/infra/deploy.sh"), "--what-if"]).output().unwrap();
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--resource-group"));
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-/// A stand-in for the Azure CLI that records its arguments and answers the two queries the
-/// script reads.
+#[test]
+fn deploy_dry_run_needs_no_azure_with_and_without_each_option() {
+    let base = ["--what-if", "--resource-group", "rg-test"];
+    let always = [
+        "az group create --name rg-test",
+        "az deployment group create --resource-group rg-test",
+        "config-zip",
+        "would package",
+        "function keys list",
+        "/api/LeadIngest?code=",
+    ];
+    let sample = "infra/azuredeploy.parameters.sample.json";
+    let cases: &[(&[&str], &[&str], &[&str])] = &[
+        // (extra arguments, must appear, must not appear)
+        (&[], &["cargo build --release", "--location westeurope"], &["--parameters", "role assignment", "show-connection-string"]),
+        (&["--skip-build"], &[], &["cargo build"]),
+        (&["--location", "northeurope"], &["--location northeurope"], &[]),
+        (&["--app-name", "leads-contoso"], &["--parameters appName=leads-contoso", "--name leads-contoso"], &[]),
+        (&["--parameters", sample], &[&format!("--parameters @{sample}")], &[]),
+        (&["--lead-destination", "https"], &["--parameters leadDestination=https"], &["show-connection-string"]),
+        (&["--lead-destination", "azureTable"], &["--parameters leadDestination=azureTable", "show-connection-string"], &[]),
+        (&["--alert-email", "ops@contoso.com"], &["--parameters alertEmail=ops@contoso.com"], &[]),
+        (
+            &["--grant-me-table-reader"],
+            &["az ad signed-in-user show", "role assignment list", "role assignment create", TABLE_DATA_READER, "leads status"],
+            &[],
+        ),
+        (
+            &["--skip-build", "--app-name", "a", "--parameters", sample, "--lead-destination", "azureTable", "--alert-email", "x@y.z"],
+            &["--parameters @infra/azuredeploy.parameters.sample.json --parameters appName=a --parameters leadDestination=azureTable --parameters alertEmail=x@y.z"],
+            &[],
+        ),
+    ];
+    // `bash --posix` as well: one more shell mode the script must not depend on.
+    for shell in [&[][..], &["--posix"][..]] {
+        for (extra, present, absent) in cases {
+            let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();
+            let (ok, stdout, stderr) = dry_run(shell, &args);
+            assert!(ok, "{args:?}: {stdout}{stderr}");
+            for p in always.iter().chain(present.iter()) {
+                assert!(stdout.contains(p), "{args:?}: dry run lacks `{p}`:\n{stdout}");
+            }
+            for a in absent.iter() {
+                assert!(!stdout.contains(a), "{args:?}: dry run has `{a}`:\n{stdout}");
+            }
+        }
+    }
+    let (ok, _, stderr) = dry_run(&[], &["--what-if"]);
+    assert!(!ok && stderr.contains("--resource-group"));
+    let (ok, _, stderr) = dry_run(&[], &["--what-if", "--resource-group", "rg", "--lead-destination", "blob"]);
+    assert!(!ok && stderr.contains("--lead-destination"));
+}
+
+/// macOS ships bash 3.2. No bash 3.2 here, so the script is checked for what 3.2 lacks.
+#[test]
+fn deploy_script_avoids_bash_4_constructs() {
+    let script = std::fs::read_to_string(format!("{ROOT}/infra/deploy.sh")).unwrap();
+    let code: Vec<&str> = script.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
+    let forbidden = [
+        ("declare -A", "associative arrays"),
+        ("local -A", "associative arrays"),
+        ("typeset -A", "associative arrays"),
+        ("declare -n", "namerefs"),
+        ("local -n", "namerefs"),
+        ("mapfile", "mapfile"),
+        ("readarray", "readarray"),
+        ("coproc", "coproc"),
+        ("|&", "|&"),
+        (";;&", ";;&"),
+        (";&", ";&"),
+        ("&>>", "&>>"),
+        (",,}", "case conversion"),
+        ("^^}", "case conversion"),
+        ("@Q}", "${var@Q}"),
+        ("[[ -v", "[[ -v"),
+        ("EPOCHSECONDS", "EPOCHSECONDS"),
+        ("[-1]}", "negative array index"),
+    ];
+    for (n, line) in code.iter().enumerate() {
+        for (pat, what) in forbidden {
+            assert!(!line.contains(pat), "deploy.sh line {}: {what} needs bash 4+: {line}", n + 1);
+        }
+        // An array expanded as "${a[@]}" is unbound under `set -u` when empty before bash 4.4:
+        // it must be guarded as ${a[@]+"${a[@]}"}.
+        for (i, _) in line.match_indices("\"${") {
+            let rest = &line[i + 3..];
+            let Some(end) = rest.find('}') else { continue };
+            let inner = &rest[..end];
+            if let Some(name) = inner.strip_suffix("[@]") {
+                assert!(line[..i].ends_with(&format!("${{{name}[@]+")), "deploy.sh line {}: unguarded \"${{{inner}}}\": {line}", n + 1);
+            }
+        }
+    }
+}
+
+/// A stand-in for the Azure CLI that records its arguments and answers the queries the script
+/// reads.
 const FAKE_AZ: &str = r#"#!/usr/bin/env bash
 echo "$*" >> "$AZ_LOG"
 case "$*" in
   *"deployment group show"*functionAppName*) echo leads-app ;;
   *"deployment group show"*defaultHostName*) echo leads-app.azurewebsites.net ;;
+  *"deployment group show"*storageAccountName*) echo stleads ;;
+  *"deployment group show"*storageAccountId*) echo /subscriptions/s/resourceGroups/rg-leads/providers/Microsoft.Storage/storageAccounts/stleads ;;
+  *"ad signed-in-user show"*) echo 00000000-0000-0000-0000-00000000cafe ;;
+  *"role assignment list"*) echo "${ROLE_EXISTS:-0}" ;;
   *"function keys list"*) echo the-function-key ;;
 esac
 "#;
@@ -166,46 +568,74 @@ fn deploy_packages_the_app_and_prints_the_partner_center_url_twice_alike() {
     let dir = tempfile::tempdir().unwrap();
     let az = dir.path().join("az");
     std::fs::write(&az, FAKE_AZ).unwrap();
+    Command::new("chmod").arg("+x").arg(&az).status().unwrap(); // called as `$AZ`
     let log = dir.path().join("az.log");
     let zip = dir.path().join("package.zip");
-    let run = || {
+    let run = |extra: &[&str], role_exists: &str| {
         Command::new("bash")
-            .args([&format!("{ROOT}/infra/deploy.sh"), "--resource-group", "rg-leads", "--skip-build"])
+            .arg(format!("{ROOT}/infra/deploy.sh"))
+            .args(["--resource-group", "rg-leads", "--skip-build"])
+            .args(extra)
             .env("AZ", &az)
             .env("AZ_LOG", &log)
+            .env("ROLE_EXISTS", role_exists)
             .env("HANDLER_BINARY", env!("CARGO_BIN_EXE_handler"))
             .env("PACKAGE_PATH", &zip)
             .output()
             .unwrap()
     };
-    // The stand-in must be executable to be called as `$AZ`.
-    Command::new("chmod").arg("+x").arg(&az).status().unwrap();
-    let first = run();
+    let first = run(&[], "0");
     let stdout = String::from_utf8_lossy(&first.stdout).to_string();
     assert!(first.status.success(), "{stdout}{}", String::from_utf8_lossy(&first.stderr));
     assert!(stdout.contains("https://leads-app.azurewebsites.net/api/LeadIngest?code=the-function-key"), "{stdout}");
     let calls_once = std::fs::read_to_string(&log).unwrap();
     assert!(calls_once.contains("deployment group create --resource-group rg-leads"));
     assert!(calls_once.contains("functionapp deployment source config-zip --resource-group rg-leads --name leads-app"));
+    assert!(!calls_once.contains("role assignment"), "{calls_once}");
 
-    // The package: handler (executable) at the root, host.json and both function folders.
+    // The package: handler (executable, Unix mode recorded) at the root, host.json and both
+    // function folders.
     let listing = Command::new("python3")
         .args([
             "-c",
-            "import sys,zipfile; z=zipfile.ZipFile(sys.argv[1]); [print(i.filename, oct(i.external_attr >> 16)) for i in z.infolist()]",
+            "import sys,zipfile; z=zipfile.ZipFile(sys.argv[1]); \
+             [print(i.filename, oct(i.external_attr >> 16), i.create_system) for i in z.infolist()]",
         ])
         .arg(&zip)
         .output()
         .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout);
-    assert!(listing.contains("handler 0o100755"), "{listing}");
-    for f in ["host.json", "LeadIngest/function.json", "LeadNotify/function.json"] {
+    assert!(listing.contains("handler 0o100755 3"), "{listing}");
+    for f in ["host.json 0o100644", "LeadIngest/function.json 0o100644", "LeadNotify/function.json 0o100644"] {
         assert!(listing.contains(f), "{listing}");
     }
+    let package_once = std::fs::read(&zip).unwrap();
 
-    // Idempotent: the second run makes the same calls.
+    // Idempotent: the second run makes the same calls with the same bytes.
     std::fs::remove_file(&log).unwrap();
-    let second = run();
+    let second = run(&[], "0");
     assert!(second.status.success());
     assert_eq!(std::fs::read_to_string(&log).unwrap(), calls_once);
+    assert_eq!(std::fs::read(&zip).unwrap(), package_once, "the package is reproducible");
+
+    // --grant-me-table-reader: assigns the role once, not again when it exists.
+    std::fs::remove_file(&log).unwrap();
+    let grant = run(&["--grant-me-table-reader", "--alert-email", "ops@contoso.com"], "0");
+    let stdout = String::from_utf8_lossy(&grant.stdout).to_string();
+    assert!(grant.status.success(), "{stdout}{}", String::from_utf8_lossy(&grant.stderr));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(calls.contains("--parameters alertEmail=ops@contoso.com"), "{calls}");
+    assert!(
+        calls.contains(&format!(
+            "role assignment create --assignee-object-id 00000000-0000-0000-0000-00000000cafe --assignee-principal-type User \
+             --role {TABLE_DATA_READER} --scope /subscriptions/s/resourceGroups/rg-leads/providers/Microsoft.Storage/storageAccounts/stleads"
+        )),
+        "{calls}"
+    );
+    assert!(stdout.contains("AzureWebJobsStorage__accountName=stleads handler leads status"), "{stdout}");
+    std::fs::remove_file(&log).unwrap();
+    let again = run(&["--grant-me-table-reader", "--alert-email", "ops@contoso.com"], "1");
+    assert!(again.status.success());
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(calls.contains("role assignment list") && !calls.contains("role assignment create"), "{calls}");
 }

@@ -30,7 +30,7 @@ async fn seeded_table() -> String {
     let test: Value = serde_json::from_str(&sample("https-lead-test.json")).unwrap();
     seed(&table, test, t(22, 10)).await;
     // A row Microsoft wrote itself (Azure Table destination), older than the rest.
-    let native: marketplace_leads::store::Entity = serde_json::from_str(&sample("table-native-entity.json")).unwrap();
+    let native: marketplace_leads::entity::Entity = serde_json::from_str(&sample("table-native-entity.json")).unwrap();
     table_client(&table).insert(&native).await.unwrap();
     table
 }
@@ -118,7 +118,7 @@ async fn status_shows_each_channel_and_its_failures() {
     env.push(("NOTIFY_WEBHOOK_URL", hook.url()));
     env.push(("NOTIFY_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()));
     // The seeded leads are dated in the past: start the notifier's cursor before them.
-    let mut cursor = marketplace_leads::store::Entity::new();
+    let mut cursor = marketplace_leads::entity::Entity::new();
     cursor.insert("PartitionKey".into(), "cursor".into());
     cursor.insert("RowKey".into(), "scan-from".into());
     cursor.insert("ScanFrom".into(), "2026-11-19".into());
@@ -146,7 +146,7 @@ async fn send_test_lead_stores_msft_test_lead_and_diagnoses_failures() {
     let (ok, out, err) = run(&table, &["send-test-lead", &h.url("/api/LeadIngest?code=the-key")]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("201") && out.contains("stored: PartitionKey"), "{out}");
-    let rows = table_client(&table).query(None, None, 10).await.unwrap().entities;
+    let rows = table_client(&table).query(None, None, 10).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["IsTest"], true);
     assert!(rows[0]["Email"].as_str().unwrap().starts_with("MSFT_TEST_") && rows[0]["Email"].as_str().unwrap().ends_with("@test.com"));
@@ -164,7 +164,7 @@ async fn send_test_lead_stores_msft_test_lead_and_diagnoses_failures() {
     let (ok, _, err) = run(&table, &["send-test-lead", "not a url"]);
     assert!(!ok && err.contains("not a URL"), "{err}");
 
-    let down = vec![("AzureWebJobsStorage", connection_string_for_port(free_port())), ("LEADS_TABLE", "Leads".to_string())];
+    let down = vec![("AzureWebJobsStorage", azurite_connection_string(free_port())), ("LEADS_TABLE", "Leads".to_string())];
     let broken = spawn_handler(Mode::Host, &down).await;
     let (ok, _, err) = run(&table, &["send-test-lead", &broken.url("/api/LeadIngest")]);
     assert!(!ok && err.contains("could not store"), "{err}");

@@ -9,7 +9,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
 use super::message::LeadMessage;
-use super::SendOutcome;
+use super::transport::{DeliveryError, SendOutcome};
 use crate::settings::{EmailSettings, SmtpSecurity};
 
 pub struct EmailChannel {
@@ -19,20 +19,11 @@ pub struct EmailChannel {
 }
 
 impl EmailChannel {
-    pub fn new(cfg: &EmailSettings) -> Result<Self, String> {
-        let builder = match cfg.security {
-            SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host).map_err(|e| e.to_string())?,
-            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host).map_err(|e| e.to_string())?,
-            SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host),
-        };
-        let mut builder = builder.port(cfg.port).timeout(Some(Duration::from_secs(30)));
-        if let Some(user) = &cfg.username {
-            let password = cfg.password.as_ref().map(|p| p.expose_secret().to_string()).unwrap_or_default();
-            builder = builder.credentials(Credentials::new(user.clone(), password));
-        }
+    /// `timeout` applies to each SMTP command; the caller bounds the whole conversation.
+    pub fn new(cfg: &EmailSettings, timeout: Duration) -> Result<Self, String> {
         let from = cfg.from.parse().map_err(|_| "NOTIFY_EMAIL_FROM is not an address".to_string())?;
         let to = cfg.to.iter().map(|a| a.parse()).collect::<Result<Vec<Mailbox>, _>>().map_err(|_| "NOTIFY_EMAIL_TO".to_string())?;
-        Ok(EmailChannel { transport: builder.build(), from, to })
+        Ok(EmailChannel { transport: smtp_transport(cfg, timeout)?, from, to })
     }
 
     pub async fn send(&self, msg: &LeadMessage) -> SendOutcome {
@@ -47,12 +38,34 @@ impl EmailChannel {
         }
         let email = match builder.multipart(MultiPart::alternative_plain_html(msg.plain_text(), msg.html())) {
             Ok(m) => m,
-            Err(e) => return SendOutcome::Permanent(format!("could not build the message: {e}")),
+            Err(e) => return SendOutcome::Permanent(DeliveryError::new(format!("could not build the message: {e}"))),
         };
-        match self.transport.send(email).await {
-            Ok(_) => SendOutcome::Delivered,
-            Err(e) if e.is_permanent() => SendOutcome::Permanent(format!("SMTP: {e}")),
-            Err(e) => SendOutcome::Retry { error: format!("SMTP: {e}"), after: None },
-        }
+        deliver(&self.transport, email).await
+    }
+}
+
+/// The relay connection the settings describe; shared by the per-lead e-mail and the digest.
+/// `timeout` applies to each SMTP command; the caller bounds the whole conversation.
+pub fn smtp_transport(cfg: &EmailSettings, timeout: Duration) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let builder = match cfg.security {
+        SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host).map_err(|e| e.to_string())?,
+        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host).map_err(|e| e.to_string())?,
+        SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host),
+    };
+    let mut builder = builder.port(cfg.port).timeout(Some(timeout));
+    if let Some(user) = &cfg.username {
+        let password = cfg.password.as_ref().map(|p| p.expose_secret().to_string()).unwrap_or_default();
+        builder = builder.credentials(Credentials::new(user.clone(), password));
+    }
+    Ok(builder.build())
+}
+
+/// Sends one message and classifies the relay's answer: SMTP 5xx is permanent, the rest
+/// (4xx, connection and TLS failures, timeouts) worth another attempt.
+pub async fn deliver(transport: &AsyncSmtpTransport<Tokio1Executor>, email: Message) -> SendOutcome {
+    match transport.send(email).await {
+        Ok(_) => SendOutcome::Delivered,
+        Err(e) if e.is_permanent() => SendOutcome::Permanent(DeliveryError::new(format!("SMTP: {e}"))),
+        Err(e) => SendOutcome::Retry { error: DeliveryError::new(format!("SMTP: {e}")), after: None },
     }
 }

@@ -2,7 +2,10 @@
 //! channel's markup needs. Lead text is typed by customers: every value passes through one of
 //! the escapes below before it reaches a markup.
 
+use super::journey::{ordinal, CustomerStory};
+use crate::lead::words::{country_name, next_step};
 use crate::lead::{action_label, source_label, Lead};
+use crate::text::{breaks_line, one_line, truncate_chars};
 
 /// The facts of a lead, as plain (unescaped) text. Channels escape when they render.
 pub struct LeadMessage {
@@ -15,6 +18,12 @@ pub struct LeadMessage {
     pub facts: Vec<(&'static str, String)>,
     pub partition_key: String,
     pub row_key: String,
+    /// The customer's journey, when the lead links to a customer.
+    pub story: Option<CustomerStory>,
+    /// `mailto:` / `tel:` targets, when the values are plainly an address and a number (and the
+    /// lead is not a DNC heads-up, which must never invite contact).
+    pub mailto: Option<String>,
+    pub tel: Option<String>,
 }
 
 impl LeadMessage {
@@ -23,7 +32,7 @@ impl LeadMessage {
         let who = c.company.clone().or_else(|| c.full_name()).unwrap_or_else(|| "(no contact details)".into());
         let offer = lead.offer().unwrap_or("unknown offer").to_string();
         let action = lead.action_code.as_deref().map(action_label).unwrap_or("lead");
-        let mut subject = format!("New marketplace lead: {who} — {offer} ({action})");
+        let mut subject = format!("New marketplace lead: {} — {} ({action})", truncate_chars(&who, 60), truncate_chars(&offer, 60));
         if lead.is_do_not_contact() {
             subject = format!("[Do not contact] {subject}");
         }
@@ -32,7 +41,7 @@ impl LeadMessage {
         }
         let mut facts: Vec<(&'static str, String)> = Vec::new();
         let mut add = |label: &'static str, v: Option<String>| {
-            if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
+            if let Some(v) = v.map(|v| one_line(&v)).filter(|v| !v.trim().is_empty()) {
                 facts.push((label, v));
             }
         };
@@ -41,11 +50,19 @@ impl LeadMessage {
         add("Title", c.title.clone());
         add("E-mail", c.email.clone());
         add("Phone", c.phone.clone());
-        add("Country", c.country.clone());
+        add(
+            "Country",
+            c.country.as_deref().map(|code| match country_name(code) {
+                name if name.eq_ignore_ascii_case(code.trim()) => name,
+                name => format!("{name} ({})", code.trim()),
+            }),
+        );
         add("Offer", Some(offer.clone()));
         add("Offer id", lead.lead_source.offer.clone().filter(|o| *o != offer));
         add("Action", lead.action_code.as_deref().map(|a| format!("{} ({a})", action_label(a))));
+        add("Next step", lead.action_code.as_deref().map(|a| next_step(a).to_string()));
         add("Source", lead.lead_source.source.as_deref().map(|s| source_label(s).to_string()));
+        add("Campaign", lead.campaign());
         add("Description", lead.description.clone());
         add("Received", lead.created.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()));
         LeadMessage {
@@ -56,7 +73,49 @@ impl LeadMessage {
             facts,
             partition_key: partition_key.to_string(),
             row_key: row_key.to_string(),
+            story: None,
+            mailto: c.email.as_deref().filter(|_| !lead.is_do_not_contact()).filter(|e| plain_address(e)).map(str::to_string),
+            tel: c.phone.as_deref().filter(|_| !lead.is_do_not_contact()).and_then(dialable),
         }
+    }
+
+    /// Adds the customer's journey: a "Customer" fact and the earlier leads.
+    pub fn with_story(mut self, story: CustomerStory) -> Self {
+        let said = if story.nth_lead == 1 {
+            "First lead from this customer".to_string()
+        } else {
+            format!("Returning customer, {} lead", ordinal(story.nth_lead))
+        };
+        let at = self.facts.iter().position(|(k, _)| *k == "Offer").unwrap_or(self.facts.len());
+        self.facts.insert(at, ("Customer", said));
+        self.story = Some(story);
+        self
+    }
+
+    /// The earlier leads, one line each, newest first: `2026-11-20 · Get it now · Contoso Analytics`.
+    pub fn history_lines(&self) -> Vec<String> {
+        let Some(story) = &self.story else { return Vec::new() };
+        story
+            .history
+            .iter()
+            .map(|p| {
+                let date = p.created_time.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "date unknown".into());
+                let action = p.action_code.as_deref().map(action_label).unwrap_or("lead");
+                let offer = p.offer_title.as_deref().or(p.offer_id.as_deref()).unwrap_or("unknown offer");
+                one_line(&format!("{date} · {action} · {}", truncate_chars(offer, 80)))
+            })
+            .collect()
+    }
+
+    /// The heading of the history section, e.g. "Earlier leads (2 of 7)".
+    pub fn history_heading(&self) -> Option<String> {
+        let story = self.story.as_ref().filter(|s| !s.history.is_empty())?;
+        let earlier = story.nth_lead - 1;
+        Some(if earlier > story.history.len() {
+            format!("Earlier leads from this customer ({} most recent of {earlier})", story.history.len())
+        } else {
+            "Earlier leads from this customer".to_string()
+        })
     }
 
     /// Warnings to show above the facts.
@@ -78,7 +137,13 @@ impl LeadMessage {
             out.push_str("\n\n");
         }
         for (k, v) in &self.facts {
-            out.push_str(&format!("{k}: {}\n", v.replace(['\r', '\n'], " ")));
+            out.push_str(&format!("{k}: {}\n", one_line(v)));
+        }
+        if let Some(heading) = self.history_heading() {
+            out.push_str(&format!("\n{heading}:\n"));
+            for line in self.history_lines() {
+                out.push_str(&format!("  - {line}\n"));
+            }
         }
         out.push_str(&format!("\nTable row: PartitionKey {} / RowKey {}\n", self.partition_key, self.row_key));
         out
@@ -87,24 +152,66 @@ impl LeadMessage {
     pub fn html(&self) -> String {
         let mut rows = String::new();
         for (k, v) in &self.facts {
+            // Links only where the value is plainly an address or a number (checked when the
+            // message was built); the target is escaped like any other attribute.
+            let value = match (*k, &self.mailto, &self.tel) {
+                ("E-mail", Some(to), _) => format!("<a href=\"mailto:{}\">{}</a>", html_escape(to), html_escape(v)),
+                ("Phone", _, Some(number)) => format!("<a href=\"tel:{}\">{}</a>", html_escape(number), html_escape(v)),
+                _ => html_escape(v),
+            };
             rows.push_str(&format!(
-                "<tr><th style=\"text-align:left;padding:4px 12px 4px 0;color:#555;font-weight:600;vertical-align:top\">{}</th><td style=\"padding:4px 0\">{}</td></tr>\n",
+                "<tr><th style=\"text-align:left;padding:4px 12px 4px 0;color:#555;font-weight:600;vertical-align:top\">{}</th><td style=\"padding:4px 0\">{value}</td></tr>\n",
                 html_escape(k),
-                html_escape(v)
             ));
         }
+        let history = match self.history_heading() {
+            None => String::new(),
+            Some(heading) => {
+                let items: String = self.history_lines().iter().map(|l| format!("<li>{}</li>\n", html_escape(l))).collect();
+                format!(
+                    "<h3 style=\"font-size:15px;margin:16px 0 4px\">{}</h3>\n<ul style=\"margin:0;padding-left:20px\">\n{items}</ul>\n",
+                    html_escape(&heading)
+                )
+            }
+        };
         let banners: String = self
             .banners()
             .iter()
             .map(|b| format!("<p style=\"background:#fff4ce;border-left:4px solid #f2c811;padding:8px 12px\">{}</p>\n", html_escape(b)))
             .collect();
         format!(
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body style=\"font-family:Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;color:#201f1e;max-width:640px\">\n<h2 style=\"font-size:18px;color:#0f6cbd\">{title}</h2>\n{banners}<table style=\"border-collapse:collapse\">\n{rows}</table>\n<p style=\"color:#777;font-size:12px\">Table row: PartitionKey {pk} / RowKey {rk}</p>\n</body></html>\n",
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body style=\"font-family:Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;color:#201f1e;max-width:640px\">\n<h2 style=\"font-size:18px;color:#0f6cbd\">{title}</h2>\n{banners}<table style=\"border-collapse:collapse\">\n{rows}</table>\n{history}<p style=\"color:#777;font-size:12px\">Table row: PartitionKey {pk} / RowKey {rk}</p>\n</body></html>\n",
             title = html_escape(&self.subject),
             pk = html_escape(&self.partition_key),
             rk = html_escape(&self.row_key),
         )
     }
+}
+
+/// An e-mail address made only of the characters addresses usually have: safe to put in a
+/// `mailto:` link as it is.
+fn plain_address(s: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._%+-".contains(c);
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && local.chars().all(ok)
+                && domain.chars().all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+        }
+        None => false,
+    }
+}
+
+/// A `tel:` target: the digits of a phone number written with the usual separators, with its
+/// leading `+`; `None` for anything else.
+fn dialable(s: &str) -> Option<String> {
+    let s = s.trim();
+    if !s.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) {
+        return None;
+    }
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    (digits.len() >= 5).then(|| if s.starts_with('+') { format!("+{digits}") } else { digits })
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -136,14 +243,15 @@ pub fn card_escape(s: &str) -> String {
         if matches!(ch, '\\' | '*' | '_' | '[' | ']' | '(' | ')' | '`' | '~' | '#' | '>' | '<' | '!' | '|' | '-' | '+') {
             out.push('\\');
         }
-        out.push(if ch == '\r' || ch == '\n' { ' ' } else { ch });
+        out.push(if breaks_line(ch) { ' ' } else { ch });
     }
     out
 }
 
-/// Makes text safe for a mail header: no CR/LF (header injection) or other control characters.
+/// Makes text safe for a mail header: no CR/LF (header injection), Unicode line breaks or other
+/// control characters.
 pub fn header_safe(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    one_line(s)
 }
 
 #[cfg(test)]
@@ -165,6 +273,89 @@ mod tests {
         let m = LeadMessage::new(&hostile(), "id", "pk", "rk");
         assert!(!m.subject.contains('\n') && !m.subject.contains('\r'), "{}", m.subject);
         assert!(m.subject.contains("(Contact me)"));
+    }
+
+    #[test]
+    fn unicode_line_breaks_cannot_fake_lines() {
+        let body = serde_json::json!({
+            "UserDetails": {"Company": "Acme\u{2028}E-mail: attacker@evil.example", "LastName": "A\u{2029}B\u{85}C\u{b}D\u{c}E"},
+            "LeadSource": "SPZA-PLT|x.y"
+        });
+        let m = LeadMessage::new(&Lead::from_payload(body.to_string().as_bytes()).unwrap().0, "id", "pk", "rk");
+        let text = m.plain_text();
+        assert!(!text.lines().any(|l| l.starts_with("E-mail: attacker")), "{text}");
+        for c in ['\u{2028}', '\u{2029}', '\u{85}', '\u{b}', '\u{c}'] {
+            assert!(!text.contains(c) && !m.subject.contains(c) && !card_escape(&m.facts[0].1).contains(c));
+        }
+    }
+
+    #[test]
+    fn a_huge_company_keeps_the_subject_short() {
+        let body = serde_json::json!({"UserDetails": {"Company": "x".repeat(3000)}, "LeadSource": "SPZA-PLT|x.y"});
+        let m = LeadMessage::new(&Lead::from_payload(body.to_string().as_bytes()).unwrap().0, "id", "pk", "rk");
+        assert!(m.subject.chars().count() < 200, "{}", m.subject.len());
+        assert!(m.plain_text().contains(&"x".repeat(3000)), "the full text is in the body");
+    }
+
+    #[test]
+    fn links_only_for_plain_values_and_never_for_dnc() {
+        let body = |email: &str, phone: &str, action: &str| {
+            serde_json::json!({"UserDetails": {"Email": email, "Phone": phone}, "LeadSource": format!("SPZA-{action}|x.y")}).to_string()
+        };
+        let m = LeadMessage::new(
+            &Lead::from_payload(body("jana@contoso.example", "+420 601 234 567", "PLT").as_bytes()).unwrap().0,
+            "id",
+            "pk",
+            "rk",
+        );
+        let html = m.html();
+        assert!(html.contains("href=\"mailto:jana@contoso.example\"") && html.contains("href=\"tel:+420601234567\""), "{html}");
+        let evil = LeadMessage::new(
+            &Lead::from_payload(body("a@b.example\"><script>", "javascript:alert(1)", "PLT").as_bytes()).unwrap().0,
+            "id",
+            "pk",
+            "rk",
+        );
+        assert!(evil.mailto.is_none() && evil.tel.is_none() && !evil.html().contains("<script>"));
+        let dnc =
+            LeadMessage::new(&Lead::from_payload(body("jana@contoso.example", "+420 601", "DNC").as_bytes()).unwrap().0, "id", "pk", "rk");
+        assert!(!dnc.html().contains("mailto:") && !dnc.html().contains("tel:"));
+        assert!(dnc.plain_text().contains("No action"));
+    }
+
+    #[test]
+    fn the_story_is_told_newest_first_and_escaped() {
+        use crate::lead::CustomerId;
+        use crate::notify::journey::PastLead;
+        let at = |d: &str| Some(chrono::DateTime::parse_from_rfc3339(d).unwrap().with_timezone(&chrono::Utc));
+        let story = CustomerStory {
+            id: CustomerId::for_email("a@b.example").unwrap(),
+            nth_lead: 3,
+            history: vec![
+                PastLead {
+                    id: "lead_2".into(),
+                    created_time: at("2026-11-20T10:00:00Z"),
+                    action_code: Some("INS".into()),
+                    offer_id: None,
+                    offer_title: Some("<b>Evil</b>\u{2028}Offer".into()),
+                },
+                PastLead {
+                    id: "lead_1".into(),
+                    created_time: at("2026-11-01T10:00:00Z"),
+                    action_code: Some("PLT".into()),
+                    offer_id: Some("c.o".into()),
+                    offer_title: None,
+                },
+            ],
+        };
+        let m = LeadMessage::new(&hostile(), "id", "pk", "rk").with_story(story);
+        assert!(m.facts.iter().any(|(k, v)| *k == "Customer" && v == "Returning customer, 3rd lead"));
+        let text = m.plain_text();
+        let first = text.find("2026-11-20 · Get it now").unwrap();
+        assert!(first < text.find("2026-11-01 · Contact me · c.o").unwrap(), "{text}");
+        assert!(!text.contains('\u{2028}'));
+        let html = m.html();
+        assert!(html.contains("&lt;b&gt;Evil&lt;/b&gt;") && !html.contains("<b>Evil"));
     }
 
     #[test]

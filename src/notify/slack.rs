@@ -5,12 +5,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use super::message::{slack_escape, LeadMessage};
-use super::{post_json, SendOutcome};
+use super::transport::{post_json, SendOutcome};
+use crate::text::truncate_chars;
 
 pub fn payload(msg: &LeadMessage) -> Value {
     let mut blocks = vec![json!({
         "type": "header",
-        "text": { "type": "plain_text", "text": truncate(&msg.subject, 150), "emoji": false }
+        "text": { "type": "plain_text", "text": truncate_chars(&msg.subject, 150), "emoji": false }
     })];
     for b in msg.banners() {
         blocks.push(json!({ "type": "context", "elements": [{ "type": "plain_text", "text": b, "emoji": false }] }));
@@ -22,22 +23,17 @@ pub fn payload(msg: &LeadMessage) -> Value {
             .flat_map(|(k, v)| {
                 [
                     json!({ "type": "mrkdwn", "text": format!("*{k}*") }),
-                    json!({ "type": "plain_text", "text": truncate(v, 1900), "emoji": false }),
+                    json!({ "type": "plain_text", "text": truncate_chars(v, 1900), "emoji": false }),
                 ]
             })
             .collect();
         blocks.push(json!({ "type": "section", "fields": fields }));
     }
-    json!({ "text": slack_escape(&msg.subject), "blocks": blocks, "unfurl_links": false, "unfurl_media": false })
-}
-
-fn truncate(s: &str, max_chars: usize) -> String {
-    if s.chars().count() <= max_chars {
-        return s.to_string();
+    if let Some(heading) = msg.history_heading() {
+        let text = std::iter::once(heading).chain(msg.history_lines().into_iter().map(|l| format!("• {l}"))).collect::<Vec<_>>().join("\n");
+        blocks.push(json!({ "type": "section", "text": { "type": "plain_text", "text": truncate_chars(&text, 2900), "emoji": false } }));
     }
-    let mut t: String = s.chars().take(max_chars - 1).collect();
-    t.push('…');
-    t
+    json!({ "text": slack_escape(&msg.subject), "blocks": blocks, "unfurl_links": false, "unfurl_media": false })
 }
 
 pub async fn send(http: &reqwest::Client, url: &SecretString, msg: &LeadMessage) -> SendOutcome {

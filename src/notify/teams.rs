@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use super::message::{card_escape, LeadMessage};
-use super::{post_json, SendOutcome};
+use super::transport::{post_json, SendOutcome};
 
 pub fn card(msg: &LeadMessage) -> Value {
     let mut body = vec![json!({
@@ -18,6 +18,12 @@ pub fn card(msg: &LeadMessage) -> Value {
     }
     let facts: Vec<Value> = msg.facts.iter().map(|(k, v)| json!({ "title": k, "value": card_escape(v) })).collect();
     body.push(json!({ "type": "FactSet", "facts": facts }));
+    if let Some(heading) = msg.history_heading() {
+        body.push(json!({ "type": "TextBlock", "weight": "Bolder", "wrap": true, "spacing": "Medium", "text": card_escape(&heading) }));
+        for line in msg.history_lines() {
+            body.push(json!({ "type": "TextBlock", "wrap": true, "spacing": "None", "text": format!("\\- {}", card_escape(&line)) }));
+        }
+    }
     json!({
         "type": "message",
         "attachments": [{

@@ -7,18 +7,19 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::message::LeadMessage;
-use super::{post_json, SendOutcome};
+use super::transport::{post_json, SendOutcome};
 use crate::lead::Lead;
 use crate::settings::WebhookSettings;
 
-/// Decodes `whsec_<base64>` (the prefix is optional, as in the spec's libraries) to key bytes.
-pub fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
-    let b64 = secret.strip_prefix("whsec_").unwrap_or(secret);
-    let key = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| "expected whsec_<base64>".to_string())?;
-    if key.len() < 16 {
-        return Err("the key is shorter than 16 bytes".into());
+/// The contact fields, with the customer's stable id (a hash of the normalised e-mail address;
+/// `null` for test leads and leads without an address).
+fn customer(lead: &Lead, msg: &LeadMessage) -> serde_json::Value {
+    let mut c = serde_json::to_value(&lead.contact).unwrap_or_else(|_| json!({}));
+    if let Some(obj) = c.as_object_mut() {
+        let id = msg.story.as_ref().map(|s| s.id.to_string()).or_else(|| lead.customer_id().map(|c| c.to_string()));
+        obj.insert("id".into(), json!(id));
     }
-    Ok(key)
+    c
 }
 
 /// The `webhook-signature` value for one message.
@@ -38,7 +39,11 @@ pub fn payload(lead: &Lead, msg: &LeadMessage) -> serde_json::Value {
             "id": msg.id,
             "partitionKey": msg.partition_key,
             "rowKey": msg.row_key,
-            "customer": lead.contact,
+            "customer": customer(lead, msg),
+            "history": msg.story.as_ref().map(|s| s.history.clone()).unwrap_or_default(),
+            "leadNumber": msg.story.as_ref().map(|s| s.nth_lead),
+            "nextStep": lead.action_code.as_deref().map(crate::lead::words::next_step),
+            "campaign": lead.campaign(),
             "leadSource": lead.lead_source.raw,
             "source": lead.lead_source.source,
             "actionCode": lead.action_code,
@@ -53,13 +58,9 @@ pub fn payload(lead: &Lead, msg: &LeadMessage) -> serde_json::Value {
 }
 
 pub async fn send(http: &reqwest::Client, cfg: &WebhookSettings, lead: &Lead, msg: &LeadMessage) -> SendOutcome {
-    let key = match decode_secret(cfg.secret.expose_secret()) {
-        Ok(k) => k,
-        Err(e) => return SendOutcome::Permanent(format!("NOTIFY_WEBHOOK_SECRET: {e}")),
-    };
     let body = payload(lead, msg).to_string();
     let timestamp = chrono::Utc::now().timestamp();
-    let signature = sign(&key, &msg.id, timestamp, &body);
+    let signature = sign(cfg.key.expose_secret(), &msg.id, timestamp, &body);
     let headers = [("webhook-id", msg.id.clone()), ("webhook-timestamp", timestamp.to_string()), ("webhook-signature", signature)];
     post_json(http, cfg.url.expose_secret(), &headers, body).await
 }
@@ -71,14 +72,9 @@ mod tests {
     #[test]
     fn signature_matches_the_spec_example() {
         // The example from the Standard Webhooks specification.
-        let key = decode_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let key = crate::settings::WebhookKey::decode("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let key = key.expose_secret();
         let body = r#"{"test": 2432232314}"#;
-        assert_eq!(sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-    }
-
-    #[test]
-    fn bad_secrets() {
-        assert!(decode_secret("whsec_not*base64").is_err());
-        assert!(decode_secret("whsec_YWJj").is_err());
+        assert_eq!(sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 }

@@ -1,6 +1,10 @@
 //! Test harness: the real `handler` binary, driven as the Azure Functions host drives it, against
 //! the real Azurite and SMTP server that `scripts/test` starts; HTTP receivers on loopback.
+//! Shared by the integration tests and the benchmark (`benches/leadbench.rs` includes it).
 #![allow(dead_code)]
+
+pub mod crm;
+pub mod leads;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,10 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
-use marketplace_leads::store::{StorageAccount, TableClient};
+pub use marketplace_leads::store::account::azurite_connection_string;
+use marketplace_leads::store::{RetryPolicy, StorageAccount, TableClient};
 use serde_json::{json, Value};
-
-pub const DEV_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 fn env_port(name: &str) -> u16 {
     std::env::var(name)
@@ -21,12 +24,12 @@ fn env_port(name: &str) -> u16 {
         .unwrap_or_else(|| panic!("{name} is not set: run the tests with ./scripts/test, which starts Azurite and the SMTP server"))
 }
 
-pub fn connection_string() -> String {
-    connection_string_for_port(env_port("TEST_AZURITE_TABLE_PORT"))
+pub fn azurite_port() -> u16 {
+    env_port("TEST_AZURITE_TABLE_PORT")
 }
 
-pub fn connection_string_for_port(port: u16) -> String {
-    format!("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+pub fn connection_string() -> String {
+    azurite_connection_string(azurite_port())
 }
 
 /// A table name no other test uses.
@@ -35,7 +38,7 @@ pub fn unique_table() -> String {
 }
 
 pub fn table_client(table: &str) -> TableClient {
-    TableClient::new(StorageAccount::from_connection_string(&connection_string()).unwrap(), table)
+    TableClient::new(StorageAccount::azurite(azurite_port()), table, RetryPolicy::default()).expect("table client")
 }
 
 pub fn free_port() -> u16 {
@@ -135,7 +138,35 @@ pub async fn spawn_handler(mode: Mode, env: &[(&str, String)]) -> Handler {
     }
     cmd.stdout(Stdio::null()).stderr(std::fs::File::create(&stderr_path).unwrap());
     let child = cmd.spawn().expect("spawn handler");
-    let mut handler = Handler { port, child, stderr_path, _dir: dir };
+    wait_until_ready(Handler { port, child, stderr_path, _dir: dir }).await
+}
+
+/// `handler serve --port <free> <args>` with the key `LEADS_INGEST_KEY=key`, optionally under
+/// an open-file limit (`ulimit -n`, as a small container would set it).
+pub async fn spawn_serve(env: &[(&str, String)], key: &str, args: &[&str], open_files: Option<u32>) -> Handler {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let stderr_path = dir.path().join("stderr.log");
+    let mut cmd = handler_command(env);
+    if let Some(n) = open_files {
+        // `exec` keeps the pid: the child is the handler itself, for /proc and kill.
+        let mut sh = Command::new("sh");
+        sh.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_handler")]);
+        sh.env_clear();
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                sh.env(k, v);
+            }
+        }
+        cmd = sh;
+    }
+    cmd.env("LEADS_INGEST_KEY", key).args(["serve", "--port", &port.to_string()]).args(args);
+    cmd.stdout(Stdio::null()).stderr(std::fs::File::create(&stderr_path).unwrap());
+    let child = cmd.spawn().expect("spawn handler");
+    wait_until_ready(Handler { port, child, stderr_path, _dir: dir }).await
+}
+
+async fn wait_until_ready(mut handler: Handler) -> Handler {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -151,8 +182,11 @@ pub async fn spawn_handler(mode: Mode, env: &[(&str, String)]) -> Handler {
 }
 
 /// Settings for a handler using the test Azurite and `table`.
+///
+/// The in-process run after intake (`NOTIFY_IMMEDIATE`) is off here: these tests drive LeadNotify
+/// through the host's timer and count what each invocation did. `tests/immediate.rs` covers it.
 pub fn base_env(table: &str) -> Vec<(&'static str, String)> {
-    vec![("AzureWebJobsStorage", connection_string()), ("LEADS_TABLE", table.to_string())]
+    vec![("AzureWebJobsStorage", connection_string()), ("LEADS_TABLE", table.to_string()), ("NOTIFY_IMMEDIATE", "false".to_string())]
 }
 
 /// The HTTP-trigger invocation envelope the host POSTs to `/LeadIngest` when proxying is off.
@@ -278,4 +312,101 @@ pub fn sample(name: &str) -> String {
 
 pub fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// A TCP proxy on loopback in front of a real server (Azurite): the handler talks to Azurite
+/// through it, and a test breaks the path as a network fault would. No mock in between: the
+/// bytes either way are the real ones.
+#[derive(Clone)]
+pub struct FaultProxy {
+    pub port: u16,
+    upstream: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    /// Requests starting with this text (say `POST /devstoreaccount1/Leads…`) get through to the
+    /// server, but their answer is dropped and the connection reset: a write that landed unheard.
+    lose_reply_to: Arc<Mutex<Option<(String, u32)>>>,
+    live: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: u16) -> FaultProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = FaultProxy {
+            port: listener.local_addr().unwrap().port(),
+            upstream,
+            cut: Arc::default(),
+            lose_reply_to: Arc::default(),
+            live: Arc::default(),
+        };
+        let p = proxy.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { continue };
+                // Closing with SO_LINGER 0 sends a reset, as a broken path or a dead server does.
+                let _ = client.set_zero_linger();
+                if p.cut.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped at once: the connection is reset
+                }
+                let task = tokio::spawn(p.clone().pipe(client));
+                let mut live = p.live.lock().unwrap();
+                live.retain(|h| !h.is_finished());
+                live.push(task.abort_handle());
+            }
+        });
+        proxy
+    }
+
+    /// Resets every open connection and every new one until [`restore`](Self::restore).
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for conn in self.live.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The next `count` requests that start with `prefix` reach the server; their answers are lost.
+    pub fn lose_replies_to(&self, prefix: &str, count: u32) {
+        *self.lose_reply_to.lock().unwrap() = Some((prefix.to_string(), count));
+    }
+
+    async fn pipe(self, client: tokio::net::TcpStream) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", self.upstream)).await else { return };
+        let (mut client_rx, mut client_tx) = client.into_split();
+        let (mut server_rx, mut server_tx) = server.into_split();
+        let lose_this_reply = std::sync::atomic::AtomicBool::new(false);
+        let up = async {
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
+                // HTTP/1.1 sends the next request only after the last answer, so a request's
+                // first bytes start a read.
+                if let Some((prefix, count)) = self.lose_reply_to.lock().unwrap().as_mut() {
+                    if *count > 0 && buf[..n].starts_with(prefix.as_bytes()) {
+                        *count -= 1;
+                        lose_this_reply.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+                if server_tx.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let down = async {
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n @ 1..) = server_rx.read(&mut buf).await {
+                if lose_this_reply.load(std::sync::atomic::Ordering::SeqCst) {
+                    break; // the server answered; the client never hears it
+                }
+                if client_tx.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        };
+        // Either side ending ends both, as a broken path does (HTTP clients do not half-close).
+        tokio::select! { _ = up => {}, _ = down => {} }
+    }
 }

@@ -1,0 +1,124 @@
+//! Building and running the application in either [`Mode`]: under the Functions host, or
+//! standalone (`handler serve`) with LeadNotify on its schedule in process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use tokio::net::TcpListener;
+
+use crate::http::server::{self, Limits};
+use crate::http::{app, AppState, Mode};
+use crate::notify::Notifier;
+use crate::schedule::Schedule;
+use crate::settings::Settings;
+use crate::store::TableClient;
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    mode: Mode,
+    schedule: Schedule,
+    limits: Limits,
+}
+
+impl Application {
+    /// Binds the listener first (the host counts the handler as started once it answers), then
+    /// prepares the rest.
+    pub async fn build(settings: &Settings, addr: SocketAddr, mode: Mode) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let store = TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?;
+        // A client of its own, so the notifier's transaction count is its own.
+        let notifier = Notifier::new(settings, TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?)
+            .map_err(anyhow::Error::msg)?;
+        for bad in &settings.channels.misconfigured {
+            if bad.channel == "Digest" {
+                tracing::error!(channel = bad.channel, error = %bad.error, "digest disabled until the setting is fixed (leads and the other channels are unaffected)");
+            } else {
+                tracing::error!(channel = bad.channel, error = %bad.error, "notification channel disabled: its leads stay pending until the setting is fixed (LeadIngest runs as usual)");
+            }
+        }
+        if notifier.channels().is_empty() && settings.channels.is_empty() {
+            tracing::warn!("no notification channel is configured: leads are stored but nobody is told (set NOTIFY_EMAIL_TO, NOTIFY_WEBHOOK_URL, NOTIFY_TEAMS_URL or NOTIFY_SLACK_URL)");
+        } else {
+            let names: Vec<&str> = notifier.channels().iter().map(|c| c.name()).collect();
+            tracing::info!(channels = ?names, digest = settings.channels.digest.is_some(), "notification channels");
+        }
+        let kick = settings.immediate.then(|| Arc::new(tokio::sync::Notify::new()));
+        let state = AppState { store, notifier: Arc::new(notifier), kick };
+        let limits = match mode {
+            Mode::Host => Limits::host(),
+            Mode::Standalone { .. } => Limits::standalone(),
+        };
+        Ok(Application { listener, state, mode, schedule: settings.schedule.clone(), limits })
+    }
+
+    /// Replaces the limits on clients chosen for the mode (`handler serve` flags).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until the process is stopped.
+    pub async fn run(self) -> anyhow::Result<()> {
+        // Make the table exist early, off the start-up path; inserts create it too if needed.
+        let store = self.state.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.create_table().await {
+                tracing::warn!(error = %e, "could not create the lead table yet (will retry on the first lead)");
+            }
+        });
+        if let Some(kick) = self.state.kick.clone() {
+            tokio::spawn(notify_after_ingest(self.state.notifier.clone(), kick));
+        }
+        if let Mode::Standalone { .. } = self.mode {
+            tokio::spawn(notify_loop(self.state.notifier.clone(), self.schedule));
+        }
+        server::serve(self.listener, app(self.state, &self.mode), self.limits, shutdown_signal()).await.context("server error")
+    }
+}
+
+/// LeadNotify at once after LeadIngest stored a lead (in both modes: under the host too, the
+/// handler process lives on between invocations). The timer stays the safety net for what this
+/// misses: other instances, Microsoft-written rows, a process that stops.
+async fn notify_after_ingest(notifier: Arc<Notifier>, kick: Arc<tokio::sync::Notify>) {
+    loop {
+        kick.notified().await;
+        notifier.run_after_ingest().await;
+    }
+}
+
+/// LeadNotify without the host: one poll per schedule tick, never two at once.
+async fn notify_loop(notifier: Arc<Notifier>, schedule: Schedule) {
+    loop {
+        let now = Utc::now();
+        let Some(next) = schedule.next_after(now) else { return };
+        let wait = (next - now).to_std().unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        // The run logs its own storage errors; the next tick retries what they left.
+        notifier.run_once().await;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

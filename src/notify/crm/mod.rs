@@ -1,0 +1,335 @@
+//! The CRM channels: each lead becomes a record in the publisher's CRM, idempotently (a retry
+//! or a repeat after a lost answer updates or finds the same record, never adds another). One
+//! module per CRM; here what they share: the OAuth client-credentials token cache (one fetch
+//! for concurrent sends, refreshed once when the CRM answers 401), the token request itself,
+//! classification of HTTP failures, length limits and the fallbacks for required fields.
+//!
+//! Error texts: a `DeliveryError`'s `summary` (logged) carries only the CRM's error *code* and
+//! the status; the CRM's message, which may quote the lead's data back, goes to `answer`, which
+//! is stored on the lead's row (`leads status`) and never logged. Tokens and client secrets
+//! appear in neither.
+
+pub mod dynamics;
+pub mod hubspot;
+pub mod marketo;
+pub mod salesforce;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use super::transport::{send_request, Answer, DeliveryError, RequestBody, SendOutcome};
+use crate::lead::Contact;
+use crate::settings::ChannelSettings;
+use crate::text::{one_line, truncate_chars};
+
+/// The CRM clients the settings turn on, each with its own token cache.
+pub struct Crms {
+    pub dynamics: Option<dynamics::Dynamics>,
+    pub salesforce: Option<salesforce::Salesforce>,
+    pub hubspot: Option<hubspot::HubSpot>,
+    pub marketo: Option<marketo::Marketo>,
+}
+
+impl Crms {
+    pub fn new(settings: &ChannelSettings) -> Self {
+        Crms {
+            dynamics: settings.dynamics.clone().map(dynamics::Dynamics::new),
+            salesforce: settings.salesforce.clone().map(salesforce::Salesforce::new),
+            hubspot: settings.hubspot.clone().map(hubspot::HubSpot::new),
+            marketo: settings.marketo.clone().map(marketo::Marketo::new),
+        }
+    }
+}
+
+/// A token from the cache, with the generation that lets a 401 invalidate exactly it.
+#[derive(Clone)]
+pub struct Token {
+    pub secret: SecretString,
+    /// Salesforce's `instance_url`: where the data calls go.
+    pub instance_url: Option<String>,
+    generation: u64,
+}
+
+impl Token {
+    pub fn bearer(&self) -> (&'static str, String) {
+        ("Authorization", format!("Bearer {}", self.secret.expose_secret()))
+    }
+}
+
+/// What a token endpoint gave.
+pub struct Fetched {
+    pub token: SecretString,
+    pub expires_in: Option<Duration>,
+    pub instance_url: Option<String>,
+}
+
+/// Refresh this long before the announced expiry, so a token never expires in flight.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// How long to keep a token whose answer names no lifetime (Salesforce): a 401 refreshes it
+/// earlier if the org's session timeout is shorter.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+#[derive(Default)]
+struct CacheState {
+    current: Option<(Token, Instant)>,
+    generation: u64,
+}
+
+/// One cached token per CRM. The lock is held across a fetch, so concurrent sends wait for one
+/// fetch instead of each asking the token endpoint.
+#[derive(Default)]
+pub struct TokenCache {
+    state: tokio::sync::Mutex<CacheState>,
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+impl TokenCache {
+    pub async fn get<F, Fut>(&self, fetch: F) -> Result<Token, SendOutcome>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Fetched, SendOutcome>>,
+    {
+        let mut state = self.state.lock().await;
+        if let Some((token, refresh_at)) = &state.current {
+            if Instant::now() < *refresh_at {
+                return Ok(token.clone());
+            }
+        }
+        self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let fetched = fetch().await?;
+        state.generation += 1;
+        let lifetime = fetched.expires_in.map_or(DEFAULT_LIFETIME, |e| e.saturating_sub(EXPIRY_MARGIN).max(Duration::from_secs(30)));
+        let token = Token { secret: fetched.token, instance_url: fetched.instance_url, generation: state.generation };
+        state.current = Some((token.clone(), Instant::now() + lifetime));
+        Ok(token)
+    }
+
+    /// Forgets `token` if it is still the cached one (another send may have refreshed already).
+    pub async fn invalidate(&self, token: &Token) {
+        let mut state = self.state.lock().await;
+        if state.current.as_ref().is_some_and(|(t, _)| t.generation == token.generation) {
+            state.current = None;
+        }
+    }
+
+    /// How many tokens were requested, for tests and logs.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// What one authenticated call came to.
+pub enum Call {
+    Done(SendOutcome),
+    /// The CRM refused the token (expired, revoked).
+    Unauthorized(DeliveryError),
+}
+
+/// Runs `call` with a cached token; when the CRM answers 401, fetches a new token once and
+/// runs `call` again. A second 401 with a fresh token is not an expiry: it is permanent
+/// (the app's rights or the user behind it), with `hint` saying what to check.
+pub async fn with_token<F, Fut, C, CFut>(cache: &TokenCache, fetch: F, call: C, hint: &str) -> SendOutcome
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Fetched, SendOutcome>>,
+    C: Fn(Token) -> CFut,
+    CFut: Future<Output = Call>,
+{
+    let mut refreshed = false;
+    loop {
+        let token = match cache.get(&fetch).await {
+            Ok(t) => t,
+            Err(outcome) => return outcome,
+        };
+        match call(token.clone()).await {
+            Call::Done(outcome) => return outcome,
+            Call::Unauthorized(mut error) => {
+                cache.invalidate(&token).await;
+                if refreshed {
+                    error.summary = format!("{} with a fresh token: {hint}", error.summary);
+                    return SendOutcome::Permanent(error);
+                }
+                refreshed = true;
+            }
+        }
+    }
+}
+
+/// The OAuth 2.0 client-credentials request (RFC 6749 §4.4), credentials in the form body so
+/// they never appear in a URL. `crm` names the channel in errors.
+pub async fn client_credentials(http: &reqwest::Client, crm: &str, token_url: &str, form: &[(&str, &str)]) -> Result<Fetched, SendOutcome> {
+    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let answer =
+        match send_request(http, reqwest::Method::POST, token_url, &[("Accept", "application/json".into())], RequestBody::Form(body)).await
+        {
+            Ok(a) => a,
+            Err(e) => return Err(SendOutcome::Retry { error: prefixed(crm, "token request", e), after: None }),
+        };
+    let json = answer.json();
+    if answer.is_success() {
+        let token = json.as_ref().and_then(|j| j["access_token"].as_str()).filter(|t| !t.is_empty());
+        let Some(token) = token else {
+            return Err(SendOutcome::Retry {
+                error: DeliveryError::new(format!("{crm}: the token endpoint answered without an access_token")),
+                after: None,
+            });
+        };
+        let json = json.as_ref();
+        return Ok(Fetched {
+            token: SecretString::from(token.to_string()),
+            expires_in: json
+                .and_then(|j| j["expires_in"].as_u64().or_else(|| j["expires_in"].as_str()?.parse().ok()))
+                .map(Duration::from_secs),
+            instance_url: json.and_then(|j| j["instance_url"].as_str()).map(str::to_string),
+        });
+    }
+    // OAuth errors: {"error":"invalid_client","error_description":"…"}. Neither echoes the secret.
+    let code = json.as_ref().and_then(|j| j["error"].as_str()).map(short).unwrap_or_default();
+    let description = json.as_ref().and_then(|j| j["error_description"].as_str()).map(str::to_string);
+    let error = DeliveryError {
+        summary: format!("{crm}: token request answered HTTP {}{}{}", answer.status, if code.is_empty() { "" } else { " " }, code),
+        answer: Some(description.map_or_else(|| body_excerpt(&answer), |d| clean(&d))),
+    };
+    Err(failure(&answer, error))
+}
+
+/// Retry or permanent, by status, as every HTTP channel does: 408, 429 and 5xx are retried
+/// (honouring `Retry-After`), everything else is permanent.
+pub fn failure(answer: &Answer, error: DeliveryError) -> SendOutcome {
+    if answer.is_transient() {
+        SendOutcome::Retry { error, after: answer.retry_after }
+    } else {
+        SendOutcome::Permanent(error)
+    }
+}
+
+pub fn prefixed(crm: &str, doing: &str, e: DeliveryError) -> DeliveryError {
+    DeliveryError { summary: format!("{crm}: {doing}: {}", e.summary), answer: e.answer }
+}
+
+/// An error code fit for a log line: short, one_line, no spaces (it comes from the CRM).
+pub fn short(code: &str) -> String {
+    truncate_chars(&one_line(code), 60).replace(char::is_whitespace, "_")
+}
+
+/// A CRM message fit for the row: one_line, one line, bounded.
+pub fn clean(message: &str) -> String {
+    truncate_chars(&one_line(message), 300)
+}
+
+/// The start of an answer whose shape we do not know, for the row.
+pub fn body_excerpt(answer: &Answer) -> String {
+    clean(&String::from_utf8_lossy(&answer.body))
+}
+
+/// `s` cut to `max` UTF-16 code units: CRM limits count .NET/Java string lengths, where a
+/// character outside the BMP counts two. Longer values are cut, never rejected.
+pub fn fit(s: &str, max: usize) -> String {
+    let mut units = 0;
+    let mut out = String::new();
+    for c in s.chars() {
+        units += c.len_utf16();
+        if units > max {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A present, non-blank value, cut to `max`.
+pub fn field(v: &Option<String>, max: usize) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(|s| fit(s, max))
+}
+
+/// The text for a required last name when the lead has none (`.edu` customers arrive without
+/// personal data).
+pub const UNKNOWN: &str = "(unknown)";
+
+/// A required last name: the lead's, else [`UNKNOWN`].
+pub fn last_name(c: &Contact, max: usize) -> String {
+    field(&c.last_name, max).unwrap_or_else(|| UNKNOWN.to_string())
+}
+
+/// A required company: the lead's, else the e-mail's domain, else [`UNKNOWN`].
+pub fn company(c: &Contact, max: usize) -> String {
+    field(&c.company, max)
+        .or_else(|| {
+            let email = c.email.as_deref()?.trim();
+            let domain = email.rsplit_once('@')?.1;
+            (!domain.is_empty()).then(|| fit(domain, max))
+        })
+        .unwrap_or_else(|| UNKNOWN.to_string())
+}
+
+/// The lead's e-mail when it looks like one (the e-mail-keyed CRMs need it as the key).
+pub fn email(c: &Contact) -> Option<String> {
+    let e = c.email.as_deref()?.trim();
+    let (local, domain) = e.split_once('@')?;
+    (!local.is_empty() && domain.contains('.') && !e.contains(char::is_whitespace)).then(|| e.to_string())
+}
+
+/// A JSON object with the present values only.
+pub fn object(pairs: Vec<(&str, Option<Value>)>) -> Value {
+    Value::Object(pairs.into_iter().filter_map(|(k, v)| Some((k.to_string(), v?))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_counts_utf16_units_and_never_splits_a_character() {
+        assert_eq!(fit("abc", 2), "ab");
+        assert_eq!(fit("a😀b", 2), "a");
+        assert_eq!(fit("a😀b", 3), "a😀");
+        assert_eq!(fit("Novák", 50), "Novák");
+    }
+
+    #[test]
+    fn required_fields_fall_back() {
+        let mut c = Contact::default();
+        assert_eq!(last_name(&c, 80), "(unknown)");
+        assert_eq!(company(&c, 80), "(unknown)");
+        c.email = Some("ana@northwind.example".into());
+        assert_eq!(company(&c, 80), "northwind.example");
+        c.company = Some("  ".into());
+        assert_eq!(company(&c, 80), "northwind.example");
+        c.company = Some("Northwind".into());
+        c.last_name = Some("x".repeat(100));
+        assert_eq!(company(&c, 80), "Northwind");
+        assert_eq!(last_name(&c, 80).len(), 80);
+        assert_eq!(email(&c).as_deref(), Some("ana@northwind.example"));
+        c.email = Some("not an address".into());
+        assert_eq!(email(&c), None);
+    }
+
+    #[tokio::test]
+    async fn a_401_refreshes_once_then_gives_up() {
+        let cache = TokenCache::default();
+        let fetch =
+            || async { Ok(Fetched { token: "t".to_string().into(), expires_in: Some(Duration::from_secs(3600)), instance_url: None }) };
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let outcome = with_token(
+            &cache,
+            fetch,
+            |_| {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { Call::Unauthorized(DeliveryError::new("X: HTTP 401")) }
+            },
+            "check the app's rights",
+        )
+        .await;
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(cache.fetches(), 2);
+        assert!(matches!(outcome, SendOutcome::Permanent(e) if e.summary.contains("fresh token")));
+        // A good token is reused.
+        let ok = with_token(&cache, fetch, |_| async { Call::Done(SendOutcome::Delivered) }, "").await;
+        assert_eq!(ok, SendOutcome::Delivered);
+        with_token(&cache, fetch, |_| async { Call::Done(SendOutcome::Delivered) }, "").await;
+        assert_eq!(cache.fetches(), 3);
+    }
+}

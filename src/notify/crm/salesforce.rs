@@ -1,0 +1,143 @@
+//! Salesforce: each lead becomes a Lead record, upserted by an External ID field.
+//!
+//! Token: the connected app's OAuth 2.0 client-credentials flow on the org's My Domain
+//! (`POST {domain}/services/oauth2/token`); the answer's `instance_url` is where data calls go.
+//! Salesforce issues no refresh token and names no lifetime: the token is kept for 30 minutes
+//! or until a 401, whichever comes first, then fetched again.
+//!
+//! Idempotency: `PATCH /services/data/v60.0/sobjects/Lead/<ExternalIdField>/<notification id>`
+//! creates the record (201) or updates the one already carrying that id (200/204). The field is
+//! a custom text field marked External ID and Unique (README, "CRM channels"), so Salesforce
+//! itself refuses a second record with the same id; a retry updates the same one.
+//!
+//! Not sent: `Country`. Orgs with State and Country picklists reject a free-text value that is
+//! not one of their country names, and Microsoft sends ISO codes; the country is in the
+//! description instead of failing the lead.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use super::{
+    clean, client_credentials, company, failure, field, fit, last_name, object, prefixed, short, with_token, Call, Fetched, TokenCache,
+};
+use crate::lead::Lead;
+use crate::notify::message::LeadMessage;
+use crate::notify::transport::{send_json, DeliveryError, SendOutcome};
+use crate::settings::SalesforceSettings;
+
+pub const API_VERSION: &str = "v60.0";
+
+/// After the org's 24-hour API limit is hit (`REQUEST_LIMIT_EXCEEDED`), wait this long.
+const DAILY_LIMIT_WAIT: Duration = Duration::from_secs(60 * 60);
+
+pub struct Salesforce {
+    settings: SalesforceSettings,
+    tokens: TokenCache,
+}
+
+/// The Lead's fields, cut to the Field Reference lengths. The external id is in the URL, not
+/// here (Salesforce rejects it in the body of an upsert by that field).
+pub fn record(lead: &Lead, msg: &LeadMessage) -> Value {
+    let c = &lead.contact;
+    let dnc = lead.is_do_not_contact().then_some(Value::Bool(true));
+    let description = format!("{}\nMarketplace lead id: {}", msg.plain_text(), msg.id);
+    object(vec![
+        ("FirstName", field(&c.first_name, 40).map(Into::into)),
+        ("LastName", Some(last_name(c, 80).into())),
+        ("Company", Some(company(c, 255).into())),
+        ("Email", field(&c.email, 80).map(Into::into)),
+        ("Phone", field(&c.phone, 40).map(Into::into)),
+        ("Title", field(&c.title, 128).map(Into::into)),
+        ("Description", Some(fit(&description, 32000).into())),
+        // A value of the default LeadSource picklist.
+        ("LeadSource", Some("Web".into())),
+        ("HasOptedOutOfEmail", dnc.clone()),
+        ("DoNotCall", dnc),
+    ])
+}
+
+impl Salesforce {
+    pub fn new(settings: SalesforceSettings) -> Self {
+        Salesforce { settings, tokens: TokenCache::default() }
+    }
+
+    async fn token(&self, http: &reqwest::Client) -> Result<Fetched, SendOutcome> {
+        let s = &self.settings;
+        let form =
+            [("grant_type", "client_credentials"), ("client_id", s.client_id.as_str()), ("client_secret", s.client_secret.expose_secret())];
+        client_credentials(http, "Salesforce", &format!("{}/services/oauth2/token", s.domain), &form).await
+    }
+
+    /// Where data calls go: the token's `instance_url` when it is https (or the configured
+    /// domain itself), else the configured domain.
+    fn instance<'a>(&'a self, token: &'a super::Token) -> &'a str {
+        match token.instance_url.as_deref().map(|u| u.trim_end_matches('/')) {
+            Some(u) if u.starts_with("https://") || u == self.settings.domain => u,
+            _ => &self.settings.domain,
+        }
+    }
+
+    pub async fn send(&self, http: &reqwest::Client, lead: &Lead, msg: &LeadMessage) -> SendOutcome {
+        let body = record(lead, msg).to_string();
+        let path = format!("/services/data/{API_VERSION}/sobjects/Lead/{}/{}", self.settings.external_id_field, msg.id);
+        let call = |token: super::Token| {
+            let url = format!("{}{path}", self.instance(&token));
+            let body = body.clone();
+            async move {
+                let headers = [token.bearer(), ("Accept", "application/json".to_string())];
+                let answer = match send_json(http, reqwest::Method::PATCH, &url, &headers, body).await {
+                    Ok(a) => a,
+                    Err(e) => return Call::Done(SendOutcome::Retry { error: prefixed("Salesforce", "lead upsert", e), after: None }),
+                };
+                if answer.is_success() {
+                    return Call::Done(SendOutcome::Delivered);
+                }
+                // [{"message":"…","errorCode":"REQUIRED_FIELD_MISSING","fields":["LastName"]}]
+                let json = answer.json();
+                let first = json.as_ref().and_then(|j| j.as_array()).and_then(|a| a.first()).cloned().unwrap_or(Value::Null);
+                let code = first["errorCode"].as_str().map(short);
+                let mut error = DeliveryError {
+                    summary: format!("Salesforce: HTTP {}{}", answer.status, code.as_deref().map(|c| format!(" {c}")).unwrap_or_default()),
+                    answer: Some(first["message"].as_str().map(clean).unwrap_or_else(|| super::body_excerpt(&answer))),
+                };
+                match (answer.status, code.as_deref()) {
+                    (401, _) => Call::Unauthorized(error),
+                    (300, _) => {
+                        error.summary.push_str(" (several leads carry this marketplace lead id: is the field marked Unique?)");
+                        Call::Done(SendOutcome::Permanent(error))
+                    }
+                    (404, Some("NOT_FOUND")) => {
+                        error.summary.push_str(" (does the Lead field named by SALESFORCE_EXTERNAL_ID_FIELD exist, marked External ID?)");
+                        Call::Done(SendOutcome::Permanent(error))
+                    }
+                    (403, Some("REQUEST_LIMIT_EXCEEDED")) => Call::Done(SendOutcome::Retry { error, after: Some(DAILY_LIMIT_WAIT) }),
+                    _ => Call::Done(failure(&answer, error)),
+                }
+            }
+        };
+        with_token(
+            &self.tokens,
+            || self.token(http),
+            call,
+            "check the connected app's Client Credentials Flow run-as user and its permission to create leads",
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_fields_are_always_there_and_cut_to_length() {
+        let lead = Lead::from_payload(br#"{"LeadSource":"SPZA-INS|a.b","UserDetails":{"Email":"ana@northwind.example","FirstName":"An\u00e1 with a first name much longer than forty characters"}}"#).unwrap().0;
+        let r = record(&lead, &LeadMessage::new(&lead, "lead_x", "pk", "rk"));
+        assert_eq!(r["LastName"], "(unknown)");
+        assert_eq!(r["Company"], "northwind.example");
+        assert_eq!(r["FirstName"].as_str().unwrap().chars().count(), 40);
+        assert!(r.get("DoNotCall").is_none() && r.get("MarketplaceLeadId__c").is_none());
+    }
+}

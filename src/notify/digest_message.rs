@@ -1,0 +1,266 @@
+//! What the digest e-mail says: a period's leads summarised (counts by offer and by action),
+//! then listed. Customer text reaches the bodies only, each value through `one_line` (plain
+//! text) or `html_escape` (HTML); the subject is made of counts and times alone, so no
+//! customer text can reach a header.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Timelike, Utc};
+
+use super::message::html_escape;
+use crate::lead::{action_label, Lead};
+use crate::text::one_line;
+use crate::text::truncate_chars;
+
+/// A period (and so the partitions one digest reads) is cut to this many days: a weekly or
+/// monthly digest fits, a yearly one covers its last month.
+pub const MAX_PERIOD_DAYS: u64 = 31;
+
+/// Leads listed at most; the counts still cover all of them.
+pub const MAX_LISTED: usize = 1000;
+/// Characters of one customer value shown in the list: a name, not an essay.
+const MAX_CELL_CHARS: usize = 120;
+
+/// The period a digest covers and how it came to be that long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Period {
+    /// Exclusive.
+    pub start: DateTime<Utc>,
+    /// Inclusive: the schedule tick that ended the period.
+    pub end: DateTime<Utc>,
+    /// Schedule ticks before `end` since `start` that got no digest of their own (LeadNotify
+    /// was not running then): this digest covers their leads too.
+    pub missed_ticks: u32,
+    /// The period was cut to the last [`MAX_PERIOD_DAYS`] days.
+    pub capped: bool,
+}
+
+/// One listed lead, already reduced to what the digest shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigestLine {
+    pub received: Option<DateTime<Utc>>,
+    pub company: String,
+    pub name: String,
+    pub action: String,
+    pub offer: String,
+}
+
+impl DigestLine {
+    pub fn from_lead(lead: &Lead) -> Self {
+        let cell = |v: Option<String>| {
+            v.map(|v| truncate_chars(&one_line(&v), MAX_CELL_CHARS)).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "—".into())
+        };
+        DigestLine {
+            received: lead.created,
+            company: cell(lead.contact.company.clone()),
+            name: cell(lead.contact.full_name()),
+            action: cell(Some(lead.action_code.as_deref().map(action_label).unwrap_or("(no action given)").to_string())),
+            offer: cell(Some(lead.offer().unwrap_or("unknown offer").to_string())),
+        }
+    }
+}
+
+pub struct DigestMessage {
+    pub subject: String,
+    pub plain: String,
+    pub html: String,
+}
+
+fn short(t: DateTime<Utc>) -> String {
+    t.format("%-d %b %H:%M").to_string()
+}
+
+fn long(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A period's bound: to the second when the schedule ticks off the minute.
+fn bound(t: DateTime<Utc>) -> String {
+    if t.second() == 0 {
+        long(t)
+    } else {
+        t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    }
+}
+
+/// `(count, label)`, most first, then by label: the order a reader scans.
+fn counts(lines: &[DigestLine], key: impl Fn(&DigestLine) -> &str) -> Vec<(usize, String)> {
+    let mut by: BTreeMap<String, usize> = BTreeMap::new();
+    for l in lines {
+        *by.entry(key(l).to_string()).or_default() += 1;
+    }
+    let mut v: Vec<(usize, String)> = by.into_iter().map(|(k, n)| (n, k)).collect();
+    v.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    v
+}
+
+impl DigestMessage {
+    /// `lines` in the order to list them (oldest first); test leads already left out.
+    pub fn new(period: &Period, lines: &[DigestLine]) -> Self {
+        let n = lines.len();
+        let how_many = match n {
+            0 => "no new leads".to_string(),
+            1 => "1 new lead".to_string(),
+            n => format!("{n} new leads"),
+        };
+        // Short: counts and times only, well inside RFC 5322's 78-character line advice.
+        let subject = format!("Marketplace leads digest: {how_many}, {} – {} UTC", short(period.start), short(period.end));
+        let covers =
+            format!("Covers {} – {} (received after the start, up to and including the end).", bound(period.start), bound(period.end));
+        let mut notes = Vec::new();
+        if period.missed_ticks > 0 {
+            notes.push(format!(
+                "LeadNotify was not running at {} earlier digest time(s), so this digest also covers the leads those digests would have listed.",
+                period.missed_ticks
+            ));
+        }
+        if period.capped {
+            notes.push(format!(
+                "Only the last {} days are covered; older leads: `handler leads list --since {}`.",
+                MAX_PERIOD_DAYS,
+                period.start.format("%Y-%m-%d")
+            ));
+        }
+        let by_offer = counts(lines, |l| &l.offer);
+        let by_action = counts(lines, |l| &l.action);
+        let listed = &lines[..n.min(MAX_LISTED)];
+        let received = |l: &DigestLine| l.received.map(long).unwrap_or_else(|| "—".into());
+
+        let mut plain = format!("Marketplace leads digest\n{covers}\n");
+        for note in &notes {
+            plain.push_str(&format!("{note}\n"));
+        }
+        plain.push('\n');
+        if n == 0 {
+            plain.push_str("No new leads in this period (Microsoft's test leads are not counted).\n");
+        } else {
+            plain.push_str(&format!("{} (Microsoft's test leads are not counted).\n\nBy offer:\n", capitalise(&how_many)));
+            for (count, offer) in &by_offer {
+                plain.push_str(&format!("  {count:>5}  {offer}\n"));
+            }
+            plain.push_str("\nBy action:\n");
+            for (count, action) in &by_action {
+                plain.push_str(&format!("  {count:>5}  {action}\n"));
+            }
+            plain.push_str("\nLeads (received, company, name, action, offer):\n");
+            for l in listed {
+                plain.push_str(&format!("  {} | {} | {} | {} | {}\n", received(l), l.company, l.name, l.action, l.offer));
+            }
+            if n > listed.len() {
+                plain.push_str(&format!("  … and {} more: `handler leads list`\n", n - listed.len()));
+            }
+        }
+
+        let th = "style=\"text-align:left;padding:4px 12px 4px 0;color:#555;font-weight:600\"";
+        let td = "style=\"padding:4px 12px 4px 0;vertical-align:top\"";
+        let count_rows = |rows: &[(usize, String)]| -> String {
+            rows.iter().map(|(c, k)| format!("<tr><td {td}>{c}</td><td {td}>{}</td></tr>\n", html_escape(k))).collect()
+        };
+        let mut body = format!("<p>{}</p>\n", html_escape(&covers));
+        for note in &notes {
+            body.push_str(&format!(
+                "<p style=\"background:#fff4ce;border-left:4px solid #f2c811;padding:8px 12px\">{}</p>\n",
+                html_escape(note)
+            ));
+        }
+        if n == 0 {
+            body.push_str("<p><strong>No new leads</strong> in this period (Microsoft&#39;s test leads are not counted).</p>\n");
+        } else {
+            body.push_str(&format!(
+                "<p><strong>{}</strong> (Microsoft&#39;s test leads are not counted).</p>\n<h3>By offer</h3>\n<table style=\"border-collapse:collapse\">\n{}</table>\n<h3>By action</h3>\n<table style=\"border-collapse:collapse\">\n{}</table>\n<h3>Leads</h3>\n<table style=\"border-collapse:collapse\">\n<tr><th {th}>Received</th><th {th}>Company</th><th {th}>Name</th><th {th}>Action</th><th {th}>Offer</th></tr>\n",
+                html_escape(&capitalise(&how_many)),
+                count_rows(&by_offer),
+                count_rows(&by_action)
+            ));
+            for l in listed {
+                body.push_str(&format!(
+                    "<tr><td {td}>{}</td><td {td}>{}</td><td {td}>{}</td><td {td}>{}</td><td {td}>{}</td></tr>\n",
+                    html_escape(&received(l)),
+                    html_escape(&l.company),
+                    html_escape(&l.name),
+                    html_escape(&l.action),
+                    html_escape(&l.offer)
+                ));
+            }
+            body.push_str("</table>\n");
+            if n > listed.len() {
+                body.push_str(&format!("<p>… and {} more: <code>handler leads list</code></p>\n", n - listed.len()));
+            }
+        }
+        let html = format!(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body style=\"font-family:Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;color:#201f1e;max-width:800px\">\n<h2 style=\"font-size:18px;color:#0f6cbd\">{title}</h2>\n{body}</body></html>\n",
+            title = html_escape(&subject),
+        );
+        DigestMessage { subject, plain, html }
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn period() -> Period {
+        Period { start: at("2026-11-21T08:00:00Z"), end: at("2026-11-22T08:00:00Z"), missed_ticks: 0, capped: false }
+    }
+
+    fn line(company: &str, action: &str, offer: &str) -> DigestLine {
+        DigestLine {
+            received: Some(at("2026-11-21T09:30:00Z")),
+            company: company.into(),
+            name: "Jana Novák".into(),
+            action: action.into(),
+            offer: offer.into(),
+        }
+    }
+
+    #[test]
+    fn subject_is_short_and_counts() {
+        let lines = [line("A", "Contact me", "X"), line("B", "Contact me", "Y"), line("C", "Get it now", "X")];
+        let m = DigestMessage::new(&period(), &lines);
+        assert_eq!(m.subject, "Marketplace leads digest: 3 new leads, 21 Nov 08:00 – 22 Nov 08:00 UTC");
+        assert!(m.subject.chars().count() < 78);
+        assert!(m.plain.contains("      2  X\n      1  Y\n"), "{}", m.plain);
+        assert!(m.plain.contains("      2  Contact me\n      1  Get it now\n"), "{}", m.plain);
+        assert_eq!(
+            DigestMessage::new(&period(), &lines[..1]).subject,
+            "Marketplace leads digest: 1 new lead, 21 Nov 08:00 – 22 Nov 08:00 UTC"
+        );
+    }
+
+    #[test]
+    fn an_empty_period_says_so() {
+        let m = DigestMessage::new(&period(), &[]);
+        assert!(m.subject.contains("no new leads"));
+        assert!(m.plain.contains("No new leads") && m.html.contains("No new leads"));
+    }
+
+    #[test]
+    fn missed_ticks_are_told() {
+        let m = DigestMessage::new(&Period { missed_ticks: 2, ..period() }, &[]);
+        assert!(m.plain.contains("not running at 2 earlier digest time(s)"), "{}", m.plain);
+    }
+
+    #[test]
+    fn hostile_text_is_escaped_and_kept_on_its_line() {
+        let body = serde_json::json!({
+            "UserDetails": {"FirstName": "<script>alert(1)</script>", "LastName": "X",
+                            "Company": "Acme\r\nE-mail: attacker@evil.example\u{2028}Phone: 1"},
+            "LeadSource": "SPZA-PLT|x.y", "OfferTitle": "<img src=x onerror=alert(1)>"
+        });
+        let lead = Lead::from_payload(body.to_string().as_bytes()).unwrap().0;
+        let m = DigestMessage::new(&period(), &[DigestLine::from_lead(&lead)]);
+        assert!(!m.html.contains("<script") && !m.html.contains("<img") && m.html.contains("&lt;script&gt;"), "{}", m.html);
+        assert!(!m.plain.lines().any(|l| l.starts_with("E-mail:") || l.starts_with("Phone:")), "{}", m.plain);
+        assert!(!m.plain.contains('\u{2028}') && !m.plain.contains('\r'));
+        assert!(!m.subject.contains("Acme"), "no customer text in the subject");
+    }
+}

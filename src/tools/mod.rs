@@ -1,0 +1,15 @@
+//! The lead tools, one module per command: [`test_lead`] (`send-test-lead`), [`list`],
+//! [`export`] and [`status`] (`leads …`), all reading through [`query`]; [`forget`] removes a
+//! customer's personal data on request. They print to stdout
+//! for the publisher (who owns these leads); diagnoses go to stderr.
+
+pub mod digest_status;
+pub mod export;
+pub mod forget;
+pub mod journey;
+pub mod list;
+pub mod query;
+pub mod status;
+pub mod test_lead;
+
+pub use query::{filter_leads, parse_since, read_leads, LeadFilter, StoredLead};

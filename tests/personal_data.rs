@@ -1,0 +1,213 @@
+//! Personal data on request, end to end on a real Azurite with the real binary:
+//! `handler leads forget` removes exactly one customer everywhere, and `LEADS_RETENTION_DAYS`
+//! makes LeadNotify delete old leads (with their index entries) once a day.
+
+mod common;
+
+use std::process::Stdio;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use common::leads::*;
+use common::*;
+use marketplace_leads::entity::{get_str, put_datetime, Entity};
+use marketplace_leads::lead::{partition_key_for, CustomerId, DedupeKey, Lead};
+use marketplace_leads::notify::journey::Journey;
+use serde_json::{json, Value};
+
+/// A row as Microsoft's "Azure Table" destination writes it, with the contact in `CustomerInfo`.
+async fn insert_microsoft_row(table: &str, email: &str, date: NaiveDate, extra: Value) -> (String, String) {
+    let pk = partition_key_for(date);
+    let rk = uuid::Uuid::new_v4().to_string();
+    let info = json!({"FirstName": "Ana", "LastName": "Silva", "Email": email, "Country": "PT", "Company": "Northwind Lda"});
+    let mut entity: Entity = serde_json::from_value(json!({
+        "PartitionKey": pk, "RowKey": rk, "ActionCode": "INS", "CustomerInfo": info.to_string(), "Description": "",
+        "LeadSource": "AzurePortal-Create|northwind.northwind-saas", "OfferDisplayName": "Northwind SaaS"
+    }))
+    .unwrap();
+    if let Value::Object(extra) = extra {
+        entity.extend(extra);
+    }
+    table_client(table).insert(&entity).await.unwrap();
+    (pk, rk)
+}
+
+/// Indexes a stored lead as the notifier does.
+async fn index(table: &str, pk: &str, rk: &str) {
+    let lead = Lead::from_entity(&row(table, pk, rk).await);
+    let customer = lead.customer_id().expect("a customer");
+    Journey::new(&table_client(table)).record(&customer, &lead, pk, rk).await.unwrap();
+}
+
+async fn index_entries(table: &str, email: &str) -> usize {
+    Journey::new(&table_client(table)).entries(&CustomerId::for_email(email).unwrap()).await.unwrap().len()
+}
+
+async fn all_rows(table: &str) -> Vec<Entity> {
+    table_client(table).query(None, None, usize::MAX).await.unwrap()
+}
+
+fn body(email: &str, action: &str) -> String {
+    json!({"UserDetails": {"FirstName": "Jana", "LastName": "Novák", "Email": email, "Company": "Contoso s.r.o.", "Country": "CZ"},
+           "LeadSource": format!("SPZA-{action}|contoso.contoso-analytics"), "ActionCode": action, "OfferTitle": "Contoso Analytics"})
+    .to_string()
+}
+
+fn forget(table: &str, args: &[&str]) -> (bool, String, String) {
+    let out = handler_command(&base_env(table)).args(["leads", "forget"]).args(args).stdin(Stdio::null()).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_removes_one_customer_everywhere_and_nothing_else() {
+    let table = unique_table();
+    let t = tag().to_lowercase();
+    let jana = format!("jana.{t}@contoso.example");
+    let ana = format!("ana.{t}@northwind.example");
+    let h = spawn_handler(Mode::Host, &base_env(&table)).await;
+
+    // Jana through both routes, plus a lead nobody could parse that carries her address.
+    let (p1, r1) = ingest(&h, body(&jana, "PLT")).await;
+    let (p2, r2) = ingest(&h, body(&jana.to_uppercase(), "INS")).await;
+    let today = Utc::now().date_naive();
+    let (p3, r3) = insert_microsoft_row(&table, &format!(" Jana.{t}@Contoso.Example"), today, json!({})).await;
+    let raw = json!({"someNewSchema": {"contact": format!("<JANA.{t}@contoso.example>"), "note": "call back"}}).to_string();
+    ingest(&h, raw).await;
+    // Ana, the other customer: she must keep everything.
+    let (p4, r4) = ingest(&h, body(&ana, "PLT")).await;
+    let (p5, r5) = insert_microsoft_row(&table, &ana, today, json!({})).await;
+    for (pk, rk) in [(&p1, &r1), (&p2, &r2), (&p3, &r3), (&p4, &r4), (&p5, &r5)] {
+        index(&table, pk, rk).await;
+    }
+    // The notifier's state table holds no customer's details by design; a relay answer that
+    // echoed the address would still be blanked.
+    let state = table_client(&format!("{table}Notify"));
+    let digest: Entity = serde_json::from_value(json!({"PartitionKey": "digest", "RowKey": "2026-01-01T08:00:00Z", "State": "failed",
+        "LastError": format!("550 5.1.1 <{jana}>: recipient rejected"), "Leads": 3}))
+    .unwrap();
+    state.upsert(&digest).await.unwrap();
+    let unparsed = all_rows(&table).await.into_iter().filter(|r| r.get("Parsed") == Some(&Value::Bool(false))).count();
+    assert_eq!((all_rows(&table).await.len(), unparsed), (6, 1));
+    assert_eq!((index_entries(&table, &jana).await, index_entries(&table, &ana).await), (3, 2));
+
+    // Without --yes and without a terminal: refused, nothing removed.
+    let (ok, out, err) = forget(&table, &[&jana.to_uppercase()]);
+    assert!(!ok && err.contains("--yes") && err.contains("nothing removed"), "{out}\n{err}");
+    assert!(out.contains("4 lead row(s)") && out.contains("3 journey-index"), "the plan is shown first: {out}");
+    assert_eq!(all_rows(&table).await.len(), 6);
+    assert_eq!(index_entries(&table, &jana).await, 3);
+
+    let (ok, out, err) = forget(&table, &[&jana.to_uppercase(), "--yes"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("Removed 4 lead row(s) and 3 journey-index"), "{out}");
+    assert!(out.contains("1 notifier state row(s)") && out.contains("Partner Center"), "{out}");
+    assert!(!out.to_lowercase().contains(&ana), "no other customer's data is shown: {out}");
+    assert!(!err.to_lowercase().contains(&jana), "the address is not logged: {err}");
+
+    // Ana keeps her rows and entries.
+    let left = all_rows(&table).await;
+    let keys: Vec<(String, String)> = left.iter().map(|r| (get_str(r, "PartitionKey").into(), get_str(r, "RowKey").into())).collect();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.contains(&(p4, r4)) && keys.contains(&(p5, r5)));
+    assert_eq!((index_entries(&table, &jana).await, index_entries(&table, &ana).await), (0, 2));
+    let (kept, _) = state.get("digest", "2026-01-01T08:00:00Z").await.unwrap().unwrap();
+    assert_eq!((get_str(&kept, "State"), get_str(&kept, "LastError")), ("failed", ""), "the digest row stays, blanked");
+
+    // Every table of the account, read in full: the address is nowhere.
+    let tables = table_client(&table).list_tables().await.unwrap();
+    for name in [table.clone(), format!("{table}Customers"), format!("{table}Notify")] {
+        assert!(tables.contains(&name), "{name} listed");
+    }
+    for name in &tables {
+        for e in all_rows(name).await {
+            let text = Value::Object(e).to_string().to_lowercase();
+            assert!(!text.contains(&jana), "{name} still names the customer: {text}");
+        }
+    }
+
+    // Forgetting again finds nothing and says so.
+    let (ok, out, _) = forget(&table, &[&jana, "--yes"]);
+    assert!(ok && out.contains("nothing removed"), "{out}");
+    let (ok, _, err) = forget(&table, &["not-an-address", "--yes"]);
+    assert!(!ok && err.contains("not an e-mail address"), "{err}");
+}
+
+/// A lead stored as LeadIngest stores it, created at `at`, with the webhook channel `state`.
+async fn seed(table: &str, email: &str, at: DateTime<Utc>, state: Option<&str>) -> (String, String) {
+    let raw = body(email, "PLT");
+    let (lead, payload) = Lead::from_payload(raw.as_bytes()).unwrap();
+    let mut e = lead.to_entity(&DedupeKey::new(&payload, at), at, &raw);
+    if let Some(s) = state {
+        e.insert("NotifyWebhookState".into(), s.into());
+    }
+    table_client(table).insert(&e).await.unwrap();
+    (get_str(&e, "PartitionKey").to_string(), get_str(&e, "RowKey").to_string())
+}
+
+fn notify(env: &[(&'static str, String)]) -> Value {
+    let out = handler_command(env).arg("notify").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&stdout).unwrap()
+}
+
+#[tokio::test]
+async fn retention_deletes_old_leads_with_their_index_once_a_day() {
+    let table = unique_table();
+    let t = tag().to_lowercase();
+    let now = Utc::now();
+    let old = now - Duration::days(100);
+    let email = |n: &str| format!("{n}.{t}@contoso.example");
+
+    let gone_ingested = seed(&table, &email("a"), old, Some("delivered")).await;
+    let gone_native = insert_microsoft_row(
+        &table,
+        &email("b"),
+        old.date_naive(),
+        json!({"CreatedTime": old.to_rfc3339(), "NotifyWebhookState": "failed"}),
+    )
+    .await;
+    // No CreatedTime at all: aged by its date partition.
+    let gone_by_partition = insert_microsoft_row(&table, &email("c"), old.date_naive(), json!({"NotifyWebhookState": "delivered"})).await;
+    let kept_pending = seed(&table, &email("d"), old - Duration::hours(1), None).await;
+    let kept_recent = seed(&table, &email("e"), now - Duration::days(1), Some("delivered")).await;
+    for (pk, rk) in [&gone_ingested, &gone_native, &gone_by_partition, &kept_pending, &kept_recent] {
+        index(&table, pk, rk).await;
+    }
+    // An index entry whose lead is already gone.
+    let mut orphan = Entity::new();
+    orphan.insert("PartitionKey".into(), CustomerId::for_email(&email("f")).unwrap().as_str().into());
+    orphan.insert("RowKey".into(), "lead_0123456789abcdef01234567".into());
+    put_datetime(&mut orphan, "CreatedTime", old);
+    table_client(&format!("{table}Customers")).upsert(&orphan).await.unwrap();
+
+    // The webhook is misconfigured (plain http to a remote host): its leads stay pending, and
+    // one of them is old.
+    let mut env = base_env(&table);
+    env.push(("LEADS_RETENTION_DAYS", "30".into()));
+    let mut with_channel = env.clone();
+    with_channel.push(("NOTIFY_WEBHOOK_URL", "http://hooks.example/lead".into()));
+    with_channel.push(("NOTIFY_WEBHOOK_SECRET", SECRET.into()));
+    let report = notify(&with_channel);
+    assert_eq!(
+        (&report["retention_deleted"], &report["retention_index_deleted"], &report["retention_kept_pending"], &report["errors"]),
+        (&json!(3), &json!(4), &json!(1), &json!(0)),
+        "{report}"
+    );
+    let keys: Vec<(String, String)> =
+        all_rows(&table).await.iter().map(|r| (get_str(r, "PartitionKey").into(), get_str(r, "RowKey").into())).collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.contains(&kept_pending) && keys.contains(&kept_recent));
+    for (n, entries) in [("a", 0), ("b", 0), ("c", 0), ("d", 1), ("e", 1), ("f", 0)] {
+        assert_eq!(index_entries(&table, &email(n)).await, entries, "{n}");
+    }
+
+    // Later the same day: one state read, nothing more deleted (even a newly old lead waits).
+    seed(&table, &email("g"), old, Some("delivered")).await;
+    let report = notify(&env);
+    assert_eq!((&report["retention_deleted"], &report["transactions"]), (&json!(0), &json!(1)), "{report}");
+    assert_eq!(all_rows(&table).await.len(), 3);
+
+    // Without the setting nothing is ever deleted.
+    let report = notify(&base_env(&table));
+    assert_eq!((&report["retention_deleted"], &report["transactions"]), (&json!(0), &json!(0)), "{report}");
+}

@@ -151,6 +151,9 @@ enum LeadsCommand {
         /// The customer's e-mail address (matched trimmed and without regard to case).
         email: String,
     },
+    /// Put every lead already in the table into the customer-journey index, so customers whose
+    /// leads predate LeadNotify (or this version) are recognised as returning. Safe to repeat.
+    Reindex,
     /// Remove a customer's personal data on request: every lead row naming the address, their
     /// journey-index entries, and the address wherever else the handler stored it.
     Forget {
@@ -274,6 +277,17 @@ async fn leads(settings: &Settings, command: LeadsCommand) -> anyhow::Result<()>
             status::print_status(&leads, &Channel::watched(channels), &channels.misconfigured, &mut stdout.lock())?;
             let digests = digest_status::read_recent(&state_table(&store), chrono::Utc::now()).await?;
             digest_status::print_digest_status(&digests, channels.digest.is_some(), &mut stdout.lock())?;
+        }
+        LeadsCommand::Reindex => {
+            let all = tools::read_leads(&store, &LeadFilter { include_tests: true, ..Default::default() }).await?;
+            let done = tools::reindex::reindex(&store, &all).await?;
+            println!(
+                "{} lead(s) of {} customer(s) in the journey index; {} lead(s) link to no one (test leads, no e-mail address)",
+                done.indexed, done.customers, done.unlinked
+            );
+            if !settings.journey {
+                eprintln!("note: NOTIFY_JOURNEY is false here, so notifications do not use the index");
+            }
         }
         LeadsCommand::Forget { email, yes } => forget::forget(&store, &email, yes, &mut stdout.lock()).await?,
     }

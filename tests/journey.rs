@@ -191,3 +191,56 @@ async fn test_leads_and_leads_without_an_address_link_to_no_one() {
     }
     assert!(table_client(&format!("{table}Customers")).query(None, None, usize::MAX).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn leads_from_before_the_index_are_reindexed_once_and_then_tell_the_story() {
+    let table = unique_table();
+    let hook = Receiver::start().await;
+    let env = webhook_env(&table, &hook);
+    let email = format!("old.{}@contoso.example", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    // History from before the index: leads a version without it has already notified.
+    let leads = table_client(&table);
+    for (address, offer, days) in [
+        (email.clone(), "Contoso Archive", 200),
+        (email.to_uppercase(), "Contoso Legacy", 90),
+        ("other@fabrikam.example".into(), "Fabrikam", 60),
+    ] {
+        let (pk, rk) = native(&table, &address, offer, Utc::now() - Duration::days(days)).await;
+        let (mut row, _) = leads.get(&pk, &rk).await.unwrap().unwrap();
+        row.retain(|k, _| !k.starts_with("odata.") && k != "Timestamp");
+        row.insert("NotifyWebhookState".into(), json!("delivered"));
+        leads.upsert(&row).await.unwrap();
+    }
+    let test_lead: Entity = serde_json::from_value(json!({
+        "PartitionKey": "M:2FD:2F2025", "RowKey": uuid::Uuid::new_v4().to_string(), "ActionCode": "INS",
+        "CustomerInfo": json!({"FirstName": "MSFT_TEST", "Email": email}).to_string(), "LeadSource": "SPZA-INS|contoso.o",
+        "NotifyWebhookState": "delivered"
+    }))
+    .unwrap();
+    leads.insert(&test_lead).await.unwrap();
+    let index = table_client(&format!("{table}Customers"));
+    assert!(index.query(None, None, usize::MAX).await.unwrap().is_empty(), "nothing is indexed before");
+
+    let reindex = || {
+        let out = handler_command(&env).args(["leads", "reindex"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.to_lowercase().contains(&email), "no address in the logs: {stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let said = reindex();
+    assert!(said.starts_with("3 lead(s) of 2 customer(s) in the journey index; 1 lead(s) link to no one"), "{said}");
+    assert_eq!(reindex(), said, "running it again changes nothing");
+    assert_eq!(index.query(None, None, usize::MAX).await.unwrap().len(), 3);
+    assert!(!said.contains(&email), "no address is printed");
+
+    // The next lead from that customer is their third, with the whole story.
+    let h = spawn_handler(Mode::Host, &env).await;
+    ingest(&h, lead(&email, "Contoso s.r.o.", "PLT", "Contoso Insights")).await;
+    timer_ok(&h).await;
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0]["data"]["leadNumber"], 3, "{}", bodies[0]);
+    let offers: Vec<&str> = bodies[0]["data"]["history"].as_array().unwrap().iter().map(|h| h["offerTitle"].as_str().unwrap()).collect();
+    assert_eq!(offers, ["Contoso Legacy", "Contoso Archive"], "newest first");
+}

@@ -180,6 +180,9 @@ fn every_command_has_help_and_errors_go_to_stderr() {
         vec!["leads", "list", "--help"],
         vec!["leads", "export", "--help"],
         vec!["leads", "status", "--help"],
+        vec!["leads", "journey", "--help"],
+        vec!["leads", "reindex", "--help"],
+        vec!["leads", "forget", "--help"],
         vec!["notify", "--help"],
         vec!["settings", "--help"],
     ] {

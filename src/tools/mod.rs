@@ -1,7 +1,8 @@
 //! The lead tools, one module per command: [`test_lead`] (`send-test-lead`), [`list`],
 //! [`export`] and [`status`] (`leads …`), all reading through [`query`]; [`forget`] removes a
-//! customer's personal data on request. They print to stdout
-//! for the publisher (who owns these leads); diagnoses go to stderr.
+//! customer's personal data on request; [`reindex`] fills the journey index with leads that
+//! predate it. They print to stdout for the publisher (who owns these leads); diagnoses go to
+//! stderr.
 
 pub mod digest_status;
 pub mod export;
@@ -9,6 +10,7 @@ pub mod forget;
 pub mod journey;
 pub mod list;
 pub mod query;
+pub mod reindex;
 pub mod status;
 pub mod test_lead;
 

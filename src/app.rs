@@ -45,6 +45,16 @@ impl Application {
             let names: Vec<&str> = notifier.channels().iter().map(|c| c.name()).collect();
             tracing::info!(channels = ?names, digest = settings.channels.digest.is_some(), "notification channels");
         }
+        for e in &settings.ignored {
+            // Under the host the timer's schedule is the host's: it refuses this one as well.
+            let host_too = matches!(mode, Mode::Host) && e.name == "NOTIFY_SCHEDULE";
+            let effect = if host_too {
+                "the Functions host reads this setting too and will not run the LeadNotify timer until it is fixed (LeadIngest is unaffected, and notifies right after each lead when NOTIFY_IMMEDIATE is on)"
+            } else {
+                "LeadNotify uses the default until it is fixed (LeadIngest is unaffected)"
+            };
+            tracing::error!(error = %e, "{effect}");
+        }
         let kick = settings.immediate.then(|| Arc::new(tokio::sync::Notify::new()));
         let state = AppState { store, notifier: Arc::new(notifier), kick };
         let limits = match mode {

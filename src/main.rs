@@ -227,6 +227,9 @@ async fn run(command: Option<Command>) -> anyhow::Result<u8> {
             app.run().await?;
         }
         Some(Command::Notify) => {
+            for e in &settings.ignored {
+                tracing::error!(error = %e, "invalid setting: its default is used");
+            }
             let notifier = Notifier::new(&settings, TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?)
                 .map_err(anyhow::Error::msg)?;
             let report = notifier.run_once().await;
@@ -331,6 +334,9 @@ fn print_channel_status() {
         Ok(settings) => {
             let on: Vec<&str> = Channel::configured(&settings.channels).iter().map(|c| c.name()).collect();
             println!("Current environment: channels on: {}", if on.is_empty() { "none".to_string() } else { on.join(", ") });
+            for e in &settings.ignored {
+                println!("  {} MISCONFIGURED: {e} (LeadNotify uses the default until this is fixed)", e.name);
+            }
             if let Some(digest) = &settings.channels.digest {
                 println!("  Digest on, schedule `{}`", digest.schedule);
             }

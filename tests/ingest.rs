@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::leads::*;
 use common::*;
 use serde_json::{json, Value};
 
@@ -321,7 +322,7 @@ async fn serve_mode_refuses_to_start_without_a_key() {
 #[tokio::test]
 async fn bad_settings_fail_at_start_naming_the_setting() {
     let secret = "AccountName=acct;AccountKey=bm90LWEta2V5LWJ1dC1iYXNlNjQ=;SuperSecretMarker=1";
-    for (name, value) in [("LEADS_TABLE", "no-dashes-allowed"), ("NOTIFY_SCHEDULE", "*/5 * * * *")] {
+    for (name, value) in [("LEADS_TABLE", "no-dashes-allowed"), ("STORAGE_RETRY_SECONDS", "61")] {
         let mut env = base_env("Leads");
         env.retain(|(k, _)| *k != name);
         env.push((name, value.to_string()));
@@ -357,6 +358,29 @@ async fn bad_settings_fail_at_start_naming_the_setting() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("LEADS_STORAGE") && !stderr.contains("%%%%"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_bad_notify_schedule_leaves_intake_and_notifications_running_in_both_modes() {
+    let hook = Receiver::start().await;
+    for (mode, path) in [(Mode::Host, "/api/LeadIngest"), (Mode::Serve, "/api/LeadIngest?code=k")] {
+        let table = unique_table();
+        let mut env = webhook_env(&table, &hook);
+        env.retain(|(k, _)| *k != "NOTIFY_IMMEDIATE");
+        // Five fields: a cron line, not NCRONTAB. The host would refuse the timer as well.
+        env.extend([("NOTIFY_SCHEDULE", "*/5 * * * *".into()), ("NOTIFY_IMMEDIATE", "true".into()), ("LEADS_INGEST_KEY", "k".into())]);
+        let h = spawn_handler(mode, &env).await;
+        let (status, body) = post(&h, path, sample("https-lead.json")).await;
+        assert_eq!(status, 201, "{body}");
+        let logs = h.logs();
+        let said = if path.contains("code") { "LeadNotify uses the default" } else { "will not run the LeadNotify timer" };
+        assert!(logs.contains("ERROR") && logs.contains("setting NOTIFY_SCHEDULE") && logs.contains(said), "{logs}");
+        eventually("the lead is still notified right after intake", || hook.requests().len() == usize::from(path.contains("code")) + 1)
+            .await;
+        let out = handler_command(&env).arg("settings").output().unwrap();
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(shown.contains("NOTIFY_SCHEDULE MISCONFIGURED: setting NOTIFY_SCHEDULE"), "{shown}");
+    }
 }
 
 #[tokio::test]

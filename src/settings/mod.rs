@@ -146,7 +146,13 @@ pub struct Settings {
     /// `LEADS_RETENTION_DAYS`: leads older than this are deleted by LeadNotify; `None` keeps
     /// them forever.
     pub retention_days: Option<u32>,
+    /// LeadNotify settings whose values were invalid and were replaced by their defaults
+    /// (reported at start and by `handler settings`; LeadIngest is unaffected).
+    pub ignored: Vec<SettingError>,
 }
+
+/// `NOTIFY_SCHEDULE` when unset: every minute.
+pub const DEFAULT_SCHEDULE: &str = "0 */1 * * * *";
 
 impl Settings {
     /// Reads the process environment.
@@ -172,19 +178,41 @@ impl Settings {
             return Err(bad("LEADS_TABLE", "a table name is 3-63 letters or digits and starts with a letter"));
         }
 
-        let schedule =
-            Schedule::parse(&get("NOTIFY_SCHEDULE").unwrap_or_else(|| "0 */1 * * * *".into())).map_err(|e| bad("NOTIFY_SCHEDULE", e))?;
-
-        let max_attempts = number(&get, "NOTIFY_MAX_ATTEMPTS", 10, 1..=50)? as u32;
-        let notify_test_leads = flag(&get, "NOTIFY_TEST_LEADS", true)?;
-
-        let send_timeout = std::time::Duration::from_secs(number(&get, "NOTIFY_SEND_TIMEOUT_SECONDS", 30, 5..=120)?);
-        let sweep_every = std::time::Duration::from_secs(60 * number(&get, "NOTIFY_SWEEP_MINUTES", 15, 0..=1440)?);
-        // Unset keeps leads forever: deleting a publisher's leads must be asked for. Ten years at
-        // most, because a larger number is more likely a typo than a policy.
+        // LeadNotify's own settings never stop LeadIngest: an invalid one is replaced by its
+        // default and reported, as an invalid channel setting disables only its channel.
+        let mut ignored = Vec::new();
+        let mut or_default = |result: Result<u64, SettingError>, default: u64| {
+            result.unwrap_or_else(|e| {
+                ignored.push(e);
+                default
+            })
+        };
+        let max_attempts = or_default(number(&get, "NOTIFY_MAX_ATTEMPTS", 10, 1..=50), 10) as u32;
+        let send_timeout = std::time::Duration::from_secs(or_default(number(&get, "NOTIFY_SEND_TIMEOUT_SECONDS", 30, 5..=120), 30));
+        let sweep_every = std::time::Duration::from_secs(60 * or_default(number(&get, "NOTIFY_SWEEP_MINUTES", 15, 0..=1440), 15));
+        // Unset (or invalid) keeps leads forever: deleting a publisher's leads must be asked for.
+        // Ten years at most, because a larger number is more likely a typo than a policy.
         let retention_days = match get("LEADS_RETENTION_DAYS") {
             None => None,
-            Some(_) => Some(number(&get, "LEADS_RETENTION_DAYS", 0, 1..=3650)? as u32),
+            Some(_) => Some(or_default(number(&get, "LEADS_RETENTION_DAYS", 0, 1..=3650), 0) as u32).filter(|d| *d > 0),
+        };
+        let mut flag_or_default = |name, default| {
+            flag(&get, name, default).unwrap_or_else(|e| {
+                ignored.push(e);
+                default
+            })
+        };
+        let notify_test_leads = flag_or_default("NOTIFY_TEST_LEADS", true);
+        let journey = flag_or_default("NOTIFY_JOURNEY", true);
+        let immediate = flag_or_default("NOTIFY_IMMEDIATE", true);
+        let schedule = match get("NOTIFY_SCHEDULE").map(|text| Schedule::parse(&text)) {
+            Some(Ok(schedule)) => schedule,
+            other => {
+                if let Some(Err(e)) = other {
+                    ignored.push(bad("NOTIFY_SCHEDULE", e));
+                }
+                Schedule::parse(DEFAULT_SCHEDULE).expect("the default schedule is valid NCRONTAB")
+            }
         };
 
         Ok(Settings {
@@ -198,9 +226,10 @@ impl Settings {
             notify_test_leads,
             send_timeout,
             sweep_every,
-            journey: flag(&get, "NOTIFY_JOURNEY", true)?,
-            immediate: flag(&get, "NOTIFY_IMMEDIATE", true)?,
+            journey,
+            immediate,
             retention_days,
+            ignored,
         })
     }
 }
@@ -450,20 +479,42 @@ mod tests {
     #[test]
     fn bad_values_name_their_setting() {
         let base = [("AzureWebJobsStorage", "UseDevelopmentStorage=true")];
+        for (name, value) in [("LEADS_TABLE", "bad-name"), ("STORAGE_RETRY_SECONDS", "61"), ("STORAGE_RETRY_SECONDS", "1.5")] {
+            let mut m = env(&base);
+            m.insert(name.into(), value.into());
+            let e = Settings::from_map(&m).unwrap_err();
+            assert_eq!(e.name, name, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_bad_leadnotify_setting_falls_back_to_its_default_and_is_reported() {
+        let base = [("AzureWebJobsStorage", "UseDevelopmentStorage=true")];
+        let defaults = Settings::from_map(&env(&base)).unwrap();
+        assert!(defaults.ignored.is_empty());
         for (name, value) in [
-            ("LEADS_TABLE", "bad-name"),
             ("NOTIFY_MAX_ATTEMPTS", "0"),
-            ("STORAGE_RETRY_SECONDS", "61"),
-            ("STORAGE_RETRY_SECONDS", "1.5"),
+            ("NOTIFY_SEND_TIMEOUT_SECONDS", "1"),
+            ("NOTIFY_SWEEP_MINUTES", "-5"),
             ("NOTIFY_TEST_LEADS", "maybe"),
+            ("NOTIFY_JOURNEY", "sometimes"),
+            ("NOTIFY_IMMEDIATE", "later"),
             ("NOTIFY_SCHEDULE", "every minute"),
+            ("NOTIFY_SCHEDULE", "*/5 * * * *"),
             ("LEADS_RETENTION_DAYS", "0"),
             ("LEADS_RETENTION_DAYS", "3651"),
         ] {
             let mut m = env(&base);
             m.insert(name.into(), value.into());
-            let e = Settings::from_map(&m).unwrap_err();
-            assert_eq!(e.name, name, "{value}");
+            let s = Settings::from_map(&m).unwrap_or_else(|e| panic!("{name}={value} stopped the handler: {e}"));
+            let names: Vec<&str> = s.ignored.iter().map(|e| e.name).collect();
+            assert_eq!(names, [name], "{value}");
+            assert_eq!(
+                (s.max_attempts, s.send_timeout, s.sweep_every, s.notify_test_leads, s.journey, s.immediate, s.retention_days),
+                (10, defaults.send_timeout, defaults.sweep_every, true, true, true, None),
+                "{name}={value}: the default, and never a deletion"
+            );
+            assert_eq!(s.schedule.to_string(), defaults.schedule.to_string());
         }
     }
 

@@ -172,6 +172,12 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    // An empty SSL_CERT_FILE (an app setting left blank) means unset, as in `net::client_builder`;
+    // the system-store loader would otherwise read the path "" and trust nothing. Done before
+    // any thread exists.
+    if std::env::var_os("SSL_CERT_FILE").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("SSL_CERT_FILE");
+    }
     let cli = Cli::parse();
     let serving = matches!(cli.command, None | Some(Command::Serve { .. }));
     init_tracing(if serving { "info" } else { "warn" });

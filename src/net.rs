@@ -2,9 +2,11 @@
 //! sending request" without "connection refused"), so the cause chain is kept; query strings
 //! (SAS tokens, function keys) are redacted.
 
-/// A reqwest client builder that trusts the system's certificate store plus, when
-/// `SSL_CERT_FILE` is set, the certificates in that file (a private CA, or Azurite's
-/// self-signed certificate on a laptop). A file that cannot be read is reported, not ignored.
+/// A reqwest client builder for every HTTPS client of the handler (storage, tokens, channels,
+/// `send-test-lead`): it trusts the system's certificate store, or, when `SSL_CERT_FILE` is set,
+/// the certificates in that file (a private CA, or Azurite's self-signed certificate on a
+/// laptop), which replaces the store as it does for OpenSSL (rustls-native-certs reads it
+/// too; the SMTP channel gets it that way). A file that cannot be read is reported, not ignored.
 pub fn client_builder() -> Result<reqwest::ClientBuilder, String> {
     let builder = reqwest::Client::builder();
     let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) else { return Ok(builder) };

@@ -173,6 +173,7 @@ fn app_settings_are_what_the_binary_reads() {
         "NOTIFY_JOURNEY",
         "NOTIFY_IMMEDIATE",
         "LEADS_RETENTION_DAYS",
+        "SSL_CERT_FILE",
     ] {
         unset.insert(tuning.into());
     }

@@ -352,3 +352,76 @@ async fn serve_mode_notifies_on_its_own_schedule() {
     eventually("the scheduled run to deliver the webhook", move || hk.requests().len() == 1).await;
     verify_signature(&hook.requests()[0]);
 }
+
+/// A real SMTP relay (aiosmtpd) that speaks only TLS, with a certificate made by the test:
+/// STARTTLS required, or TLS from the first byte (`implicit`). It stores into the shared maildir.
+struct TlsRelay {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl TlsRelay {
+    async fn start(cert: &std::path::Path, key: &std::path::Path, implicit: bool) -> TlsRelay {
+        let port = free_port();
+        let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+        let (cert_flag, key_flag) = if implicit { ("--smtpscert", "--smtpskey") } else { ("--tlscert", "--tlskey") };
+        let child = std::process::Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(cert_flag)
+            .arg(cert)
+            .arg(key_flag)
+            .arg(key)
+            .arg(maildir())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("aiosmtpd from .venv: run ./scripts/test");
+        let relay = TlsRelay { child, port };
+        eventually("the TLS relay listens", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()).await;
+        relay
+    }
+}
+
+impl Drop for TlsRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_over_tls_to_a_relay_trusted_through_ssl_cert_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("relay.pem"), dir.path().join("relay.key"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    for (security, implicit) in [("starttls", false), ("tls", true)] {
+        let relay = TlsRelay::start(&cert, &key, implicit).await;
+        for trusted in [false, true] {
+            let table = unique_table();
+            let mut env = base_env(&table);
+            email_env(&mut env);
+            env.retain(|(k, _)| !matches!(*k, "SMTP_PORT" | "SMTP_SECURITY"));
+            env.extend([("SMTP_PORT", relay.port.to_string()), ("SMTP_SECURITY", security.to_string())]);
+            if trusted {
+                env.push(("SSL_CERT_FILE", cert.to_string_lossy().into_owned()));
+            }
+            let company = format!("Relay {security} {trusted} {}", tag());
+            let (pk, rk) = insert_native(&table, &company, Utc::now().date_naive()).await;
+            let h = spawn_handler(Mode::Host, &env).await;
+            timer_ok(&h).await;
+            let r = row(&table, &pk, &rk).await;
+            if trusted {
+                assert_eq!(r["NotifyEmailState"], "delivered", "{security}: {r:?}");
+                assert_eq!(mails_containing(&company).len(), 1, "{security}");
+            } else {
+                // Not in the system store: refused, so the certificate is really checked.
+                assert_eq!(r["NotifyEmailState"], "pending", "{security}: {r:?}");
+                let error = r["NotifyEmailLastError"].as_str().unwrap().to_lowercase();
+                assert!(error.contains("certificate"), "{security}: {error}");
+                assert!(mails_containing(&company).is_empty(), "{security}");
+            }
+        }
+    }
+}

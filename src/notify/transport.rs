@@ -80,7 +80,7 @@ async fn read_at_most(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
 
 /// The client every HTTP channel posts with.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+    crate::net::client_builder()?
         // The whole request, answer included; the caller's deadline bounds it again.
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(5))

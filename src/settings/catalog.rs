@@ -61,5 +61,6 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { name: "NOTIFY_JOURNEY", default: "true", secret: false, help: "Link each lead to the customer's earlier leads (by e-mail address, hashed) in the index table `<LEADS_TABLE>Customers`, and tell the story in every notification; `false` turns it off." },
     SettingDoc { name: "NOTIFY_IMMEDIATE", default: "true", secret: false, help: "Run LeadNotify in process as soon as LeadIngest has stored a lead (bursts coalesce, never two runs at once); the timer stays as the safety net. `false`: the timer alone." },
     SettingDoc { name: "LEADS_RETENTION_DAYS", default: "", secret: false, help: "Delete leads older than this many days (by CreatedTime), with their journey-index entries, once a day in LeadNotify; a lead with a notification still pending is kept. Unset keeps leads forever (1-3650)." },
+    SettingDoc { name: "SSL_CERT_FILE", default: "", secret: false, help: "PEM file of the certificate authorities every TLS connection trusts (storage, tokens, SMTP, webhooks, CRMs) instead of the system store, as for OpenSSL: a private CA, or Azurite's self-signed certificate. Include the public roots too if you still need them." },
     SettingDoc { name: "RUST_LOG", default: "info", secret: false, help: "Log filter (`info`, `debug`, `marketplace_leads=debug`, ...). Contact details are logged only at debug." },
 ];

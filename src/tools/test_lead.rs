@@ -40,7 +40,7 @@ pub async fn send_test_lead(url: &str) -> i32 {
     if !parsed.query_pairs().any(|(k, _)| k == "code") {
         eprintln!("warning: no ?code=<key> in the URL; the function key travels there (Partner Center takes a URL only)");
     }
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(30)).build() {
+    let client = match crate::net::client_builder().and_then(|b| b.timeout(Duration::from_secs(30)).build().map_err(|e| e.to_string())) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

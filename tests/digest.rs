@@ -26,6 +26,8 @@ fn digest_env(table: &str, to: &str, schedule: &str, smtp: u16) -> Vec<(&'static
     let mut env = base_env(table);
     env.push(("NOTIFY_DIGEST_TO", to.into()));
     env.push(("NOTIFY_DIGEST_SCHEDULE", schedule.into()));
+    // At once after the tick: the tests write every lead of a period before its tick.
+    env.push(("NOTIFY_DIGEST_DELAY_SECONDS", "0".into()));
     env.push(("NOTIFY_EMAIL_FROM", "Marketplace leads <leads@example.com>".into()));
     env.push(("SMTP_HOST", "127.0.0.1".into()));
     env.push(("SMTP_PORT", smtp.to_string()));
@@ -287,4 +289,43 @@ async fn after_downtime_one_digest_covers_every_missed_period_and_says_so() {
     assert!(m.subject.contains(&format!("{} – ", last.format("%-d %b %H:%M"))), "{}", m.subject);
     assert!(m.plain.contains("not running at 2 earlier digest time(s)"), "{}", m.plain);
     assert!(m.plain.contains(&format!("{marker} Missed")), "{}", m.plain);
+}
+
+#[tokio::test]
+async fn a_lead_created_before_the_tick_but_written_after_it_is_waited_for() {
+    let table = unique_table();
+    let (tick, schedule) = tick_just_passed().await;
+    let to = recipient();
+    let mut env = digest_env(&table, &to, &schedule, smtp_port());
+    env.retain(|(k, _)| *k != "NOTIFY_DIGEST_DELAY_SECONDS");
+    env.push(("NOTIFY_DIGEST_DELAY_SECONDS", "3".into()));
+    let h = spawn_handler(Mode::Host, &env).await;
+    timer_ok(&h).await;
+    let state = table_client(&format!("{table}Notify"));
+    let rk = tick.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert!(state.get("digest", &rk).await.unwrap().is_none(), "within the delay the period is not claimed");
+
+    // Created a second before the tick, written only now: a row Microsoft writes late, or a
+    // LeadIngest insert that was riding out a storage blip at the tick.
+    let company = format!("{} Late Writer", tag());
+    let created = tick - Duration::seconds(1);
+    let info = json!({"FirstName": "Ana", "LastName": "Silva", "Email": "ana@northwind.example", "Company": company});
+    let entity: Entity = serde_json::from_value(json!({
+        "PartitionKey": marketplace_leads::lead::partition_key_for(created.date_naive()), "RowKey": uuid::Uuid::new_v4().to_string(),
+        "ActionCode": "INS", "CreatedTime": created.to_rfc3339(), "CustomerInfo": info.to_string(),
+        "LeadSource": "AzurePortal-Create|northwind.northwind-saas", "OfferDisplayName": "Northwind SaaS"
+    }))
+    .unwrap();
+    table_client(&table).insert(&entity).await.unwrap();
+
+    while Utc::now() < tick + Duration::seconds(3) {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    timer_ok(&h).await;
+    let ending = format!("– {} UTC", tick.format("%-d %b %H:%M"));
+    let mails: Vec<Mail> = digests(&to).into_iter().filter(|m| m.subject.ends_with(&ending)).collect();
+    assert_eq!(mails.len(), 1, "the period's one digest");
+    assert!(mails[0].subject.contains("1 new lead"), "{}", mails[0].subject);
+    assert!(mails[0].plain.contains(&company), "{}", mails[0].plain);
+    assert_eq!(digest_row(&table, tick).await["State"], "delivered");
 }

@@ -170,6 +170,7 @@ fn app_settings_are_what_the_binary_reads() {
         "NOTIFY_SWEEP_MINUTES",
         "NOTIFY_DIGEST_TO",
         "NOTIFY_DIGEST_SCHEDULE",
+        "NOTIFY_DIGEST_DELAY_SECONDS",
         "NOTIFY_JOURNEY",
         "NOTIFY_IMMEDIATE",
         "LEADS_RETENTION_DAYS",

@@ -1,8 +1,9 @@
 //! The digest: one e-mail per schedule period (`NOTIFY_DIGEST_SCHEDULE`) summarising its leads,
 //! sent exactly once per period whatever the number of instances, retries or crashes.
 //!
-//! Every LeadNotify run asks: has the latest digest tick at or before now got its digest? If not,
-//! it sends it. A period is (previous digest's end, this tick]; normally the previous digest's
+//! Every LeadNotify run asks: has the latest digest tick at or before now (less
+//! `NOTIFY_DIGEST_DELAY_SECONDS`, the time a lead created before the tick may take to reach the
+//! table) got its digest? If not, it sends it. A period is (previous digest's end, this tick]; normally the previous digest's
 //! end is the previous tick. When ticks went by with no run (the app was stopped), the one digest
 //! sent covers them all and says so, rather than a storm of one digest per missed tick, and
 //! rather than leaving their leads untold. With no earlier digest (first deployment) it is the
@@ -102,6 +103,8 @@ pub struct Digest {
     leads: TableClient,
     state: TableClient,
     schedule: Schedule,
+    /// A period's digest is sent this long after its tick, not at once (see `DigestSettings`).
+    delay: chrono::Duration,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     to: Vec<Mailbox>,
@@ -132,6 +135,7 @@ impl Digest {
             leads: leads.clone(),
             state: state.clone(),
             schedule: cfg.schedule.clone(),
+            delay: chrono::Duration::from_std(cfg.delay).unwrap_or_default(),
             transport,
             from,
             to,
@@ -152,7 +156,9 @@ impl Digest {
     }
 
     async fn run_inner(&self, now: DateTime<Utc>, report: &mut PollReport) -> Result<(), StoreError> {
-        let Some(end) = self.schedule.last_at_or_before(now) else { return Ok(()) };
+        // The latest period whose delay has run out: a lead created just before the tick has
+        // been written by then, so no lead falls between two digests.
+        let Some(end) = self.schedule.last_at_or_before(now - self.delay) else { return Ok(()) };
         let since = row_key(end - chrono::Duration::days(MAX_PERIOD_DAYS as i64 + 1));
         let previous_tick = self.schedule.last_at_or_before(end - chrono::Duration::seconds(1));
         // Only the rows this run may act on: this period's and the previous one's, and any still

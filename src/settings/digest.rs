@@ -5,10 +5,10 @@
 //! than having its own: a publisher has one relay, and two copies of its password would drift.
 //! The shared settings are parsed by the same code as the e-mail channel's, but validated for each
 //! on its own: a bad `SMTP_PORT` disables both (each with its ERROR naming the setting), while a bad
-//! `NOTIFY_DIGEST_TO` or `NOTIFY_DIGEST_SCHEDULE` disables the digest only, and a bad
+//! `NOTIFY_DIGEST_TO`, `NOTIFY_DIGEST_SCHEDULE` or `NOTIFY_DIGEST_DELAY_SECONDS` disables the digest only, and a bad
 //! `NOTIFY_EMAIL_TO` the per-lead e-mail only. Either may be on without the other.
 
-use super::{addresses, bad, email_from, unresolved, EmailSettings, SettingError};
+use super::{addresses, bad, email_from, number, unresolved, EmailSettings, SettingError};
 use crate::schedule::Schedule;
 
 pub const DEFAULT_DIGEST_SCHEDULE: &str = "0 0 8 * * *";
@@ -17,9 +17,17 @@ pub const DEFAULT_DIGEST_SCHEDULE: &str = "0 0 8 * * *";
 pub struct DigestSettings {
     /// The relay and sender of the e-mail channel, with the digest's recipients as `to`.
     pub email: EmailSettings,
-    /// When a period ends (and its digest is due).
+    /// When a period ends.
     pub schedule: Schedule,
+    /// How long after a tick its digest waits (`NOTIFY_DIGEST_DELAY_SECONDS`): leads created
+    /// before the tick may still be on their way into the table (a LeadIngest insert riding out
+    /// a storage blip, a row Microsoft writes a little after creating the lead).
+    pub delay: std::time::Duration,
 }
+
+/// `NOTIFY_DIGEST_DELAY_SECONDS` when unset: LeadIngest's longest insert (the largest
+/// `STORAGE_RETRY_SECONDS`, 60 s, plus one request's 30 s) with room to spare.
+pub const DEFAULT_DIGEST_DELAY_SECONDS: u64 = 120;
 
 /// `None` when `NOTIFY_DIGEST_TO` is unset (a schedule alone turns nothing on: the sample
 /// settings carry the default schedule).
@@ -37,12 +45,13 @@ pub(super) fn digest_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Option
     if schedule.next_after(chrono::Utc::now()).is_none() {
         return Err(bad("NOTIFY_DIGEST_SCHEDULE", format!("`{text}` never comes round (no such date)")));
     }
+    let delay = std::time::Duration::from_secs(number(get, "NOTIFY_DIGEST_DELAY_SECONDS", DEFAULT_DIGEST_DELAY_SECONDS, 0..=3600)?);
     // The e-mail channel's parser with the digest's recipients in place of NOTIFY_EMAIL_TO, so
     // the relay settings mean exactly the same for both.
     let with_digest_to = |name: &str| if name == "NOTIFY_EMAIL_TO" { Some(to.clone()) } else { get(name) };
     let email = email_from(&with_digest_to)?
         .ok_or_else(|| bad("SMTP_HOST", "NOTIFY_DIGEST_TO is set but no SMTP relay is (the digest uses the SMTP_* settings)"))?;
-    Ok(Some(DigestSettings { email, schedule }))
+    Ok(Some(DigestSettings { email, schedule, delay }))
 }
 
 #[cfg(test)]
@@ -66,6 +75,7 @@ mod tests {
         let d = s.channels.digest.expect("digest on");
         assert_eq!(d.email.to, ["boss@example.com", "sales@example.com"]);
         assert_eq!(d.schedule.to_string(), super::DEFAULT_DIGEST_SCHEDULE);
+        assert_eq!(d.delay.as_secs(), super::DEFAULT_DIGEST_DELAY_SECONDS);
         assert!(s.channels.email.is_none() && s.channels.misconfigured.is_empty(), "{:?}", s.channels.misconfigured);
     }
 
@@ -76,6 +86,8 @@ mod tests {
             ("NOTIFY_DIGEST_TO", " , "),
             ("NOTIFY_DIGEST_SCHEDULE", "daily"),
             ("NOTIFY_DIGEST_SCHEDULE", "0 0 0 31 2 *"),
+            ("NOTIFY_DIGEST_DELAY_SECONDS", "3601"),
+            ("NOTIFY_DIGEST_DELAY_SECONDS", "2m"),
             ("NOTIFY_DIGEST_TO", "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/s/)"),
         ] {
             let mut pairs = RELAY.to_vec();

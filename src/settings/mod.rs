@@ -301,7 +301,7 @@ fn flag(get: &dyn Fn(&str) -> Option<String>, name: &'static str, default: bool)
 }
 
 /// A whole number setting within `range`, `default` when unset.
-fn number(
+pub(super) fn number(
     get: &dyn Fn(&str) -> Option<String>,
     name: &'static str,
     default: u64,

@@ -211,3 +211,54 @@ async fn retention_deletes_old_leads_with_their_index_once_a_day() {
     let report = notify(&base_env(&table));
     assert_eq!((&report["retention_deleted"], &report["transactions"]), (&json!(0), &json!(0)), "{report}");
 }
+
+#[tokio::test]
+async fn retention_keeps_what_the_digest_has_still_to_list() {
+    let t = tag().to_lowercase();
+    let now = Utc::now();
+    let email = |n: &str| format!("{n}.{t}@contoso.example");
+    // A weekly digest whose tick was three days ago, at midnight: the period open since then
+    // has yet to be listed, whatever LEADS_RETENTION_DAYS says.
+    let tick = (now.date_naive() - chrono::Days::new(3)).and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let schedule = format!("0 0 0 * * {}", chrono::Datelike::weekday(&tick).num_days_from_sunday());
+    let env = |table: &str| {
+        let mut env = base_env(table);
+        env.extend([
+            ("LEADS_RETENTION_DAYS", "1".to_string()),
+            ("NOTIFY_DIGEST_TO", format!("retention-{t}@example.com")),
+            ("NOTIFY_DIGEST_SCHEDULE", schedule.clone()),
+            ("NOTIFY_DIGEST_DELAY_SECONDS", "0".into()),
+            ("NOTIFY_EMAIL_FROM", "leads@example.com".into()),
+            ("SMTP_HOST", "127.0.0.1".into()),
+            ("SMTP_PORT", smtp_port().to_string()),
+            ("SMTP_SECURITY", "none".into()),
+        ]);
+        env
+    };
+    let keys = |rows: Vec<Entity>| -> Vec<(String, String)> {
+        rows.iter().map(|r| (get_str(r, "PartitionKey").to_string(), get_str(r, "RowKey").to_string())).collect()
+    };
+
+    // The week's digest went out: leads since its tick are kept, older ones go.
+    let table = unique_table();
+    let open_period = seed(&table, &email("a"), tick + Duration::hours(1), Some("delivered")).await;
+    seed(&table, &email("b"), tick - Duration::hours(1), Some("delivered")).await;
+    let report = notify(&env(&table));
+    assert_eq!((&report["retention_deleted"], &report["errors"]), (&json!(1), &json!(0)), "{report}");
+    assert_eq!(keys(all_rows(&table).await), [open_period]);
+
+    // A digest still pending (its relay refused it) keeps its whole period.
+    let table = unique_table();
+    let mut pending = Entity::new();
+    pending.insert("PartitionKey".into(), "digest".into());
+    pending.insert("RowKey".into(), (tick - Duration::days(7)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into());
+    pending.insert("State".into(), "pending".into());
+    put_datetime(&mut pending, "PeriodStart", tick - Duration::days(14));
+    put_datetime(&mut pending, "NextAttempt", now + Duration::days(1));
+    table_client(&format!("{table}Notify")).upsert(&pending).await.unwrap();
+    let in_pending_period = seed(&table, &email("c"), tick - Duration::days(10), Some("delivered")).await;
+    seed(&table, &email("d"), tick - Duration::days(15), Some("delivered")).await;
+    let report = notify(&env(&table));
+    assert_eq!((&report["retention_deleted"], &report["errors"]), (&json!(1), &json!(0)), "{report}");
+    assert_eq!(keys(all_rows(&table).await), [in_pending_period]);
+}

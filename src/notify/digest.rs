@@ -206,6 +206,20 @@ impl Digest {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Leads created after this time are still to be listed by a digest, so retention keeps
+    /// them: the start of the oldest period still pending (within the retry window), else the
+    /// start of the period whose tick has not yet come round (the latest tick, less the delay).
+    pub async fn needs_leads_since(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+        let open = self.schedule.last_at_or_before(now - self.delay).unwrap_or(now);
+        let filter = format!(
+            "PartitionKey eq {} and RowKey ge {} and State eq 'pending'",
+            odata_string(DIGEST_PK),
+            odata_string(&row_key(now - chrono::Duration::days(MAX_PERIOD_DAYS as i64 + 1)))
+        );
+        let pending = self.state.query(Some(&filter), None, usize::MAX).await?;
+        Ok(pending.iter().filter_map(DigestRow::read).map(|r| r.start).fold(open, DateTime::min))
+    }
+
     /// The period ending at `end`, not yet claimed: from the previous digest's end (covering any
     /// ticks that got none), else from the previous tick (first deployment: no backfill).
     fn new_period(&self, end: DateTime<Utc>, previous_tick: Option<DateTime<Utc>>, last_digest: Option<DateTime<Utc>>) -> DigestRow {

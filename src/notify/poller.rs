@@ -194,11 +194,16 @@ impl Notifier {
         if !self.watched.is_empty() {
             self.poll(Utc::now(), &mut report).await;
         }
+        let mut digest_recorded = true;
         if let Some(digest) = &self.digest {
+            let errors = report.errors;
             digest.run(Utc::now(), &mut report).await;
+            digest_recorded = report.errors == errors;
         }
-        if let Some(retention) = &self.retention {
-            retention.run(Utc::now(), &mut report).await;
+        // Not after a digest step that failed on storage: its period may not be recorded yet,
+        // and retention keeps only what recorded periods still need.
+        if let (Some(retention), true) = (&self.retention, digest_recorded) {
+            retention.run(Utc::now(), self.digest.as_ref(), &mut report).await;
         }
         report.transactions = self.leads.transactions() - start;
         if report.errors > 0 {

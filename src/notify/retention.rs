@@ -15,6 +15,9 @@
 //!   lead table. That read is the whole table, deliberately: rows may carry any keys, and with
 //!   retention on the table holds only the last N days. `LastRun` is written only after a run
 //!   without storage errors, so a failed one is repeated on the next tick.
+//! - **With the digest on**, a lead is also kept until the digest that lists it has been sent
+//!   (or given up): nothing created after the start of the oldest pending or still open digest
+//!   period is deleted, whatever `LEADS_RETENTION_DAYS` says.
 //! - Two instances running it at once both delete the same rows: deletes are idempotent.
 //!
 //! Logs carry counts only, never a customer's details.
@@ -24,6 +27,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::delivery::{notification_id, Channel, ChannelRecord, DeliveryState, LEASE_COLUMN};
+use super::digest::Digest;
 use super::journey::Journey;
 use super::report::PollReport;
 use crate::entity::{get_datetime, get_str, put_datetime, Entity};
@@ -56,19 +60,24 @@ impl Retention {
 
     /// Deletes what is due, if a day has passed since the last run. Storage errors are counted in
     /// the report's `errors` and logged; the next tick tries again.
-    pub async fn run(&self, now: DateTime<Utc>, report: &mut PollReport) {
-        if let Err(e) = self.run_inner(now, report).await {
+    /// `digest`: the digest, when it is on; the leads it has still to list are kept.
+    pub async fn run(&self, now: DateTime<Utc>, digest: Option<&Digest>, report: &mut PollReport) {
+        if let Err(e) = self.run_inner(now, digest, report).await {
             report.errors += 1;
             tracing::error!(error = %e, "retention: storage error; old leads are deleted on a later run");
         }
     }
 
-    async fn run_inner(&self, now: DateTime<Utc>, report: &mut PollReport) -> Result<(), StoreError> {
+    async fn run_inner(&self, now: DateTime<Utc>, digest: Option<&Digest>, report: &mut PollReport) -> Result<(), StoreError> {
         let last = self.state.get(STATE_PK, STATE_RK).await?.and_then(|(e, _)| get_datetime(&e, "LastRun"));
         if last.is_some_and(|t| now - t < EVERY) {
             return Ok(());
         }
-        let cutoff = now - chrono::TimeDelta::days(i64::from(self.days));
+        let by_age = now - chrono::TimeDelta::days(i64::from(self.days));
+        let cutoff = match digest {
+            Some(digest) => by_age.min(digest.needs_leads_since(now).await?),
+            None => by_age,
+        };
         let rows = self.leads.query(None, None, usize::MAX).await?;
 
         let mut remaining: HashSet<(String, String)> = HashSet::new();
@@ -128,6 +137,7 @@ impl Retention {
         self.state.upsert(&state).await?;
         tracing::info!(
             days = self.days,
+            kept_for_the_digest = cutoff < by_age,
             leads_read = rows.len(),
             deleted = report.retention_deleted,
             index_entries_deleted = report.retention_index_deleted,

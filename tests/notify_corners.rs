@@ -427,3 +427,41 @@ async fn a_storage_cut_in_the_middle_of_a_poll_loses_nothing_and_is_reported() {
     assert_eq!(ids.len(), 4);
     assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 2, "repeats carry the same webhook-id");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_storage_while_one_channel_is_recorded_never_turns_anothers_answer_into_a_timeout() {
+    let table = unique_table();
+    let (hook, slack) = (Receiver::start().await, Receiver::start().await);
+    let proxy = FaultProxy::start(azurite_port()).await;
+    let mut env = webhook_env(&table, &hook);
+    env.retain(|(k, _)| *k != "AzureWebJobsStorage");
+    env.extend([
+        ("AzureWebJobsStorage", azurite_connection_string(proxy.port)),
+        ("NOTIFY_SLACK_URL", slack.url()),
+        ("NOTIFY_SEND_TIMEOUT_SECONDS", "5".into()),
+        ("STORAGE_RETRY_SECONDS", "30".into()),
+    ]);
+    let (pk, rk) = insert_native(&table, "Slow Storage", Utc::now().date_naive()).await;
+    let h = spawn_handler(Mode::Host, &env).await;
+
+    for r in [&hook, &slack] {
+        r.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    let run = tokio::spawn({
+        let url = h.url("/LeadNotify");
+        async move { reqwest::Client::new().post(url).json(&timer_envelope()).send().await.map(|r| r.status().as_u16()) }
+    });
+    eventually("both sends are in flight", || hook.requests().len() == 1 && slack.requests().len() == 1).await;
+    // Storage goes away, then both receivers answer 200 at once: the first answer's record
+    // waits for storage for longer than the other send's deadline.
+    proxy.cut();
+    for r in [&hook, &slack] {
+        r.hang.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    proxy.restore();
+    assert_eq!(run.await.unwrap().unwrap(), 200, "{}", h.logs());
+    let r = row(&table, &pk, &rk).await;
+    assert_eq!((r["NotifyWebhookState"].as_str(), r["NotifySlackState"].as_str()), (Some("delivered"), Some("delivered")), "{r:?}");
+    assert_eq!((hook.requests().len(), slack.requests().len()), (1, 1), "each sent once");
+}

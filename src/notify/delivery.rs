@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::entity::{get_datetime, get_str, Entity};
 use crate::settings::ChannelSettings;
+use crate::store::RetryPolicy;
 use crate::text::hex;
 
 /// Row-wide: until when a run has claimed the lead.
@@ -186,11 +187,12 @@ impl ChannelRecord {
     }
 }
 
-/// How long a claim keeps other runs off a lead (or a digest period): longer than the longest
-/// send (every send is bounded by the send timeout; channels run concurrently) plus room for the
-/// records.
-pub fn lease_for(send_timeout: std::time::Duration) -> std::time::Duration {
-    send_timeout * 2 + std::time::Duration::from_secs(60)
+/// How long a claim keeps other runs off a lead (or a digest period). It must outlast what a run
+/// does between two writes to the row: after the claim, up to two storage calls (the customer
+/// journey), the sends (concurrent, each cut at the send timeout) and the first record; each
+/// later record renews the claim. Doubled send time and a minute on top are the margin.
+pub fn lease_for(send_timeout: std::time::Duration, storage: &RetryPolicy) -> std::time::Duration {
+    send_timeout * 2 + storage.longest_call() * 3 + std::time::Duration::from_secs(60)
 }
 
 /// The columns a poll needs to decide which rows have work, for the given channels.

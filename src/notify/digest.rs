@@ -141,7 +141,7 @@ impl Digest {
             to,
             max_attempts: settings.max_attempts,
             send_timeout: settings.send_timeout,
-            lease: lease_for(settings.send_timeout),
+            lease: lease_for(settings.send_timeout, &settings.storage_retry),
         })
     }
 

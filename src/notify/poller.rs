@@ -154,7 +154,7 @@ impl Notifier {
             watched,
             max_attempts: settings.max_attempts,
             notify_test_leads: settings.notify_test_leads,
-            lease: lease_for(settings.send_timeout),
+            lease: lease_for(settings.send_timeout, &settings.storage_retry),
             sweep_every: settings.sweep_every,
             running: tokio::sync::Mutex::new(()),
             digest,
@@ -551,7 +551,16 @@ impl Notifier {
         let (mut delivered, mut retrying, mut failed, mut skipped) = (0, 0, 0, 0);
         let mut recording = true;
         let mut first_error = None;
-        while let Some((ch, attempts, outcome)) = sends.next().await {
+        // Outcomes that came in while a record was being written, in order.
+        let mut finished = std::collections::VecDeque::new();
+        loop {
+            let (ch, attempts, outcome) = match finished.pop_front() {
+                Some(done) => done,
+                None => match sends.next().await {
+                    Some(done) => done,
+                    None => break,
+                },
+            };
             let done_at = Utc::now();
             let mut result = Entity::new();
             result.insert(ch.column(Column::Attempts), json!(attempts));
@@ -601,14 +610,27 @@ impl Notifier {
             };
             result.insert(ch.column(Column::State), state.as_str().into());
             set_state(ch, state);
-            if sends.is_empty() {
-                // The last record releases the claim in the same write.
-                put_datetime(&mut result, LEASE_COLUMN, done_at);
-            }
+            // The last record releases the claim in the same write; the others renew it, so a
+            // claim outlives slow storage as long as records keep landing.
+            let last = sends.is_empty() && finished.is_empty();
+            put_datetime(&mut result, LEASE_COLUMN, if last { done_at } else { done_at + self.lease });
             if !recording {
                 continue;
             }
-            match self.leads.merge(pk, rk, &result, &etag).await {
+            // The other sends go on while this record is written: a send's deadline runs whether
+            // or not it is polled, and a receiver's answer must not turn into a timeout because
+            // storage was slow to take the previous record.
+            let written = {
+                let write = self.leads.merge(pk, rk, &result, &etag);
+                tokio::pin!(write);
+                loop {
+                    tokio::select! {
+                        written = &mut write => break written,
+                        Some(done) = sends.next(), if !sends.is_empty() => finished.push_back(done),
+                    }
+                }
+            };
+            match written {
                 Ok(next) => etag = next,
                 Err(StoreError::Changed) => {
                     recording = false;
@@ -636,13 +658,19 @@ impl Notifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::RetryPolicy;
 
     #[test]
-    fn the_lease_outlasts_every_send() {
+    fn the_lease_outlasts_what_a_run_does_between_two_writes() {
         for secs in [5, 30, 120] {
-            let timeout = Duration::from_secs(secs);
-            // Sends run concurrently and each is cut at the timeout; the records follow.
-            assert!(lease_for(timeout) > timeout + Duration::from_secs(30), "{secs}");
+            for storage_secs in [0, 10, 60] {
+                let (timeout, storage) = (Duration::from_secs(secs), RetryPolicy::with_deadline(Duration::from_secs(storage_secs)));
+                // Journey record and story, the concurrent sends, the first record.
+                let longest = storage.longest_call() * 2 + timeout + storage.longest_call();
+                assert!(lease_for(timeout, &storage) > longest, "{secs} s sends, {storage_secs} s storage");
+            }
         }
+        let defaults = lease_for(Duration::from_secs(30), &RetryPolicy::default());
+        assert_eq!(defaults.as_secs(), 240, "the README says so");
     }
 }

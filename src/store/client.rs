@@ -37,7 +37,7 @@ impl TableClient {
         let http = crate::net::client_builder()
             .map_err(StoreError::Credential)?
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            .timeout(super::retry::REQUEST_TIMEOUT)
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| StoreError::Unavailable(format!("cannot build the HTTP client: {}", describe_reqwest(&e))))?;

@@ -9,7 +9,6 @@
 //! - [`account`]: connection strings and request signing.
 //! - [`client`]: the REST calls.
 //! - [`token`]: Entra ID tokens for keyless accounts.
-//! - [`retry`]: riding out transient failures within a deadline.
 //! - [`retry`]: how a call rides out transient failures (bounded, jittered backoff).
 
 pub mod account;

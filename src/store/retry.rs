@@ -12,12 +12,15 @@ use std::time::{Duration, Instant};
 
 use super::StoreError;
 
+/// One HTTP attempt's limit, connection included (the table client's `timeout`).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long one table call keeps trying through transient failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// No new attempt starts after this much time since the first one (0: one attempt only).
-    /// An attempt in flight is bounded by the HTTP client's own timeouts (connect 5 s, request
-    /// 30 s), so a call ends at most that long after the deadline.
+    /// An attempt in flight is bounded by [`REQUEST_TIMEOUT`], so a call ends at most that long
+    /// after the deadline ([`longest_call`](Self::longest_call)).
     pub deadline: Duration,
     /// The first wait's upper bound; it doubles per attempt ("full jitter": each wait is drawn
     /// uniformly from zero to the bound, so many requests failing together do not retry together).
@@ -32,6 +35,11 @@ impl RetryPolicy {
     /// Retries until `deadline`, waits 50 ms doubling, each wait at most 1 s.
     pub const fn with_deadline(deadline: Duration) -> Self {
         RetryPolicy { deadline, first_wait: Duration::from_millis(50), max_wait: Duration::from_secs(1) }
+    }
+
+    /// The longest one table call can take: the deadline, then one last attempt.
+    pub fn longest_call(&self) -> Duration {
+        self.deadline + REQUEST_TIMEOUT
     }
 
     /// One attempt, no retries.

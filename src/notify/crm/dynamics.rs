@@ -51,7 +51,7 @@ pub fn record(lead: &Lead, msg: &LeadMessage) -> Value {
         ("subject", Some(fit(&msg.subject, 300).into())),
         ("firstname", field(&c.first_name, 50).map(Into::into)),
         ("lastname", Some(last_name(c, 50).into())),
-        ("emailaddress1", field(&c.email, 100).map(Into::into)),
+        ("emailaddress1", super::email_field(c, 100).map(Into::into)),
         ("telephone1", field(&c.phone, 50).map(Into::into)),
         ("companyname", Some(company(c, 100).into())),
         ("jobtitle", field(&c.title, 100).map(Into::into)),

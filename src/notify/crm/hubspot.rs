@@ -84,8 +84,10 @@ pub fn note_body(msg: &LeadMessage) -> String {
             html.push_str(&format!("{}<br>", html_escape(&line)));
         }
     }
-    html.push_str(&format!("</p><p>Marketplace lead ref: {}</p>", marker(&msg.id)));
-    fit(&html, MAX_PROPERTY)
+    html.push_str("</p>");
+    // The marker last, and never cut: a retry finds the note by it.
+    let tail = format!("<p>Marketplace lead ref: {}</p>", marker(&msg.id));
+    fit(&html, MAX_PROPERTY - tail.len()) + &tail
 }
 
 /// `{"status":"error","message":"…","category":"VALIDATION_ERROR",…}` as a `DeliveryError`.
@@ -104,6 +106,18 @@ fn error(doing: &str, answer: &Answer) -> DeliveryError {
     }
 }
 
+/// A 2xx whose body we could not read (cut short, not JSON): the call may have worked, and every
+/// step here is safe to repeat, so the attempt is retried.
+fn unreadable(doing: &str, answer: &Answer) -> SendOutcome {
+    SendOutcome::Retry {
+        error: DeliveryError {
+            summary: format!("HubSpot: {doing}: HTTP {} with an answer that could not be read", answer.status),
+            answer: Some(super::body_excerpt(answer)),
+        },
+        after: None,
+    }
+}
+
 impl HubSpot {
     pub fn new(settings: HubSpotSettings) -> Self {
         HubSpot { settings }
@@ -117,6 +131,10 @@ impl HubSpot {
             .map_err(|e| SendOutcome::Retry { error: prefixed("HubSpot", doing, e), after: None })?;
         if answer.is_success() {
             Ok(answer)
+        } else if answer.status == 409 {
+            // Two leads of one customer upserting the same e-mail at once: the next attempt
+            // finds the contact.
+            Err(SendOutcome::Retry { error: error(doing, &answer), after: None })
         } else {
             Err(failure(&answer, error(doing, &answer)))
         }
@@ -139,7 +157,7 @@ impl HubSpot {
         // 1. The contact, created or updated by e-mail.
         let upsert = json!({"inputs": [{"idProperty": "email", "id": email, "properties": contact(lead, &email)}]});
         let answer = self.post(http, "/crm/v3/objects/contacts/batch/upsert", upsert, "contact upsert").await?;
-        let json = answer.json().unwrap_or(Value::Null);
+        let Some(json) = answer.json() else { return Err(unreadable("contact upsert", &answer)) };
         let Some(contact_id) = json["results"][0]["id"].as_str().map(str::to_string) else {
             // 207 Multi-Status: the batch answered, the one input failed.
             let message = json["errors"][0]["message"].as_str().map(clean);
@@ -156,14 +174,14 @@ impl HubSpot {
                 {"propertyName": "associations.contact", "operator": "EQ", "value": contact_id},
                 {"propertyName": "hs_note_body", "operator": "CONTAINS_TOKEN", "value": marker},
             ]}],
-            "properties": ["hs_note_body"],
-            "limit": 10,
+            // Ids only: the filter is exact, and a note's body can be 64 KiB.
+            "properties": ["hs_object_id"],
+            "limit": 1,
         });
-        let found = self.post(http, "/crm/v3/objects/notes/search", search, "note search").await?.json().unwrap_or(Value::Null);
-        let already = found["results"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|n| n["properties"]["hs_note_body"].as_str().is_some_and(|b| b.contains(&marker))));
-        if already {
+        let answer = self.post(http, "/crm/v3/objects/notes/search", search, "note search").await?;
+        // An answer we cannot read must not pass for "no such note": that would add a second.
+        let Some(found) = answer.json() else { return Err(unreadable("note search", &answer)) };
+        if found["total"].as_u64().is_some_and(|t| t > 0) || found["results"].as_array().is_some_and(|r| !r.is_empty()) {
             return Ok(());
         }
         let timestamp = lead.created.unwrap_or_else(chrono::Utc::now).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -199,5 +217,16 @@ mod tests {
         let c = contact(&lead, "a@b.example");
         assert_eq!(c["company"], "<img src=x onerror=alert(1)>");
         assert!(c.get("lastname").is_none(), "no placeholder overwrites a real contact's name");
+    }
+
+    #[test]
+    fn a_note_cut_to_hubspots_limit_keeps_its_marker() {
+        // Escaping makes a quote six characters: a 32 KiB description of quotes is far over 64 Ki.
+        let payload = json!({"LeadSource": "SPZA-INS|a.b", "UserDetails": {"Email": "a@b.example"}, "Description": "\"".repeat(30_000)});
+        let lead = Lead::from_payload(payload.to_string().as_bytes()).unwrap().0;
+        let body = note_body(&LeadMessage::new(&lead, "lead_00ff", "pk", "rk"));
+        let units = body.encode_utf16().count();
+        assert!(units <= MAX_PROPERTY && units > MAX_PROPERTY - 100, "cut to the limit: {units}");
+        assert!(body.ends_with("<p>Marketplace lead ref: mpl00ff</p>"), "{}", &body[body.len() - 80..]);
     }
 }

@@ -70,7 +70,8 @@ pub fn record(lead: &Lead, email: &str) -> Value {
 /// What a Marketo error code means for the attempt.
 fn by_code(code: &str, error: DeliveryError) -> Call {
     match code {
-        "601" | "602" => Call::Unauthorized(error),
+        "601" => Call::Unauthorized(error),
+        "602" => Call::Expired(error),
         // The 20-second rate window.
         "606" => Call::Done(SendOutcome::Retry { error, after: Some(Duration::from_secs(20)) }),
         "604" | "608" | "611" | "614" | "615" | "713" => Call::Done(SendOutcome::Retry { error, after: None }),
@@ -120,6 +121,11 @@ impl Marketo {
                         DeliveryError { summary: format!("Marketo: HTTP {}", answer.status), answer: Some(super::body_excerpt(&answer)) };
                     if answer.status == 401 {
                         return Call::Unauthorized(error);
+                    }
+                    if answer.is_success() {
+                        // An answer we could not read (cut short): the sync may have happened,
+                        // and createOrUpdate is safe to repeat.
+                        return Call::Done(SendOutcome::Retry { error, after: None });
                     }
                     return Call::Done(failure(&answer, error));
                 };

@@ -44,6 +44,18 @@ impl Crms {
     }
 }
 
+/// How long to use a token that expires in `expires_in`: until [`EXPIRY_MARGIN`] before, or, for
+/// a token with little life left (Marketo's identity endpoint hands back the current token with
+/// its remaining time), half of what is left: never past its expiry, and not refetched on every
+/// send either.
+fn token_lifetime(expires_in: Duration) -> Duration {
+    if expires_in > EXPIRY_MARGIN * 2 {
+        expires_in - EXPIRY_MARGIN
+    } else {
+        expires_in / 2
+    }
+}
+
 /// A token from the cache, with the generation that lets a 401 invalidate exactly it.
 #[derive(Clone)]
 pub struct Token {
@@ -101,7 +113,7 @@ impl TokenCache {
         self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let fetched = fetch().await?;
         state.generation += 1;
-        let lifetime = fetched.expires_in.map_or(DEFAULT_LIFETIME, |e| e.saturating_sub(EXPIRY_MARGIN).max(Duration::from_secs(30)));
+        let lifetime = fetched.expires_in.map_or(DEFAULT_LIFETIME, token_lifetime);
         let token = Token { secret: fetched.token, instance_url: fetched.instance_url, generation: state.generation };
         state.current = Some((token.clone(), Instant::now() + lifetime));
         Ok(token)
@@ -124,8 +136,12 @@ impl TokenCache {
 /// What one authenticated call came to.
 pub enum Call {
     Done(SendOutcome),
-    /// The CRM refused the token (expired, revoked).
+    /// The CRM refused the token (revoked, or expired without saying so).
     Unauthorized(DeliveryError),
+    /// The CRM said the token has expired (Marketo's 602). Refreshed once like a 401; if the
+    /// fresh one is expired too, the identity endpoint handed back the old token at the end of
+    /// its life, and a later attempt gets a new one: retried, not permanent.
+    Expired(DeliveryError),
 }
 
 /// Runs `call` with a cached token; when the CRM answers 401, fetches a new token once and
@@ -151,6 +167,13 @@ where
                 if refreshed {
                     error.summary = format!("{} with a fresh token: {hint}", error.summary);
                     return SendOutcome::Permanent(error);
+                }
+                refreshed = true;
+            }
+            Call::Expired(error) => {
+                cache.invalidate(&token).await;
+                if refreshed {
+                    return SendOutcome::Retry { error, after: None };
                 }
                 refreshed = true;
             }
@@ -272,6 +295,12 @@ pub fn email(c: &Contact) -> Option<String> {
     (!local.is_empty() && domain.contains('.') && !e.contains(char::is_whitespace)).then(|| e.to_string())
 }
 
+/// The lead's e-mail for a CRM field of `max` characters: a plausible address that fits, else
+/// none (a cut address is a wrong one, and the CRMs reject malformed ones, failing the lead).
+pub fn email_field(c: &Contact, max: usize) -> Option<String> {
+    email(c).filter(|e| e.encode_utf16().count() <= max)
+}
+
 /// A JSON object with the present values only.
 pub fn object(pairs: Vec<(&str, Option<Value>)>) -> Value {
     Value::Object(pairs.into_iter().filter_map(|(k, v)| Some((k.to_string(), v?))).collect())
@@ -305,6 +334,32 @@ mod tests {
         assert_eq!(email(&c).as_deref(), Some("ana@northwind.example"));
         c.email = Some("not an address".into());
         assert_eq!(email(&c), None);
+    }
+
+    #[test]
+    fn tokens_are_used_until_the_margin_or_half_their_remaining_life() {
+        assert_eq!(token_lifetime(Duration::from_secs(3600)), Duration::from_secs(3300));
+        assert_eq!(token_lifetime(Duration::from_secs(300)), Duration::from_secs(150), "Marketo's token near its end");
+        assert_eq!(token_lifetime(Duration::from_secs(20)), Duration::from_secs(10), "never past the expiry");
+    }
+
+    #[test]
+    fn an_address_that_does_not_fit_is_left_out_not_cut() {
+        let mut c = Contact { email: Some(format!("{}@northwind.example", "a".repeat(70))), ..Contact::default() };
+        assert_eq!(email_field(&c, 80), None);
+        assert!(email_field(&c, 100).is_some());
+        c.email = Some("not an address".into());
+        assert_eq!(email_field(&c, 100), None);
+    }
+
+    #[tokio::test]
+    async fn an_expired_fresh_token_is_retried_later_not_failed() {
+        let cache = TokenCache::default();
+        let fetch =
+            || async { Ok(Fetched { token: "t".to_string().into(), expires_in: Some(Duration::from_secs(20)), instance_url: None }) };
+        let outcome = with_token(&cache, fetch, |_| async { Call::Expired(DeliveryError::new("Marketo: error 602")) }, "").await;
+        assert!(matches!(outcome, SendOutcome::Retry { .. }), "{outcome:?}");
+        assert_eq!(cache.fetches(), 2, "refreshed once");
     }
 
     #[tokio::test]

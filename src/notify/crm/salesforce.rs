@@ -47,7 +47,7 @@ pub fn record(lead: &Lead, msg: &LeadMessage) -> Value {
         ("FirstName", field(&c.first_name, 40).map(Into::into)),
         ("LastName", Some(last_name(c, 80).into())),
         ("Company", Some(company(c, 255).into())),
-        ("Email", field(&c.email, 80).map(Into::into)),
+        ("Email", super::email_field(c, 80).map(Into::into)),
         ("Phone", field(&c.phone, 40).map(Into::into)),
         ("Title", field(&c.title, 128).map(Into::into)),
         ("Description", Some(fit(&description, 32000).into())),
@@ -86,7 +86,14 @@ impl Salesforce {
             let url = format!("{}{path}", self.instance(&token));
             let body = body.clone();
             async move {
-                let headers = [token.bearer(), ("Accept", "application/json".to_string())];
+                let headers = [
+                    token.bearer(),
+                    ("Accept", "application/json".to_string()),
+                    // Salesforce's standard lead duplicate rule matches on e-mail and, by
+                    // default, blocks an API save unless told to allow it: a returning customer's
+                    // second lead is exactly what the publisher wants to see.
+                    ("Sforce-Duplicate-Rule-Header", "allowSave=true".to_string()),
+                ];
                 let answer = match send_json(http, reqwest::Method::PATCH, &url, &headers, body).await {
                     Ok(a) => a,
                     Err(e) => return Call::Done(SendOutcome::Retry { error: prefixed("Salesforce", "lead upsert", e), after: None }),
@@ -113,6 +120,8 @@ impl Salesforce {
                         Call::Done(SendOutcome::Permanent(error))
                     }
                     (403, Some("REQUEST_LIMIT_EXCEEDED")) => Call::Done(SendOutcome::Retry { error, after: Some(DAILY_LIMIT_WAIT) }),
+                    // Another transaction held the record's lock: documented as transient.
+                    (_, Some("UNABLE_TO_LOCK_ROW")) => Call::Done(SendOutcome::Retry { error, after: None }),
                     _ => Call::Done(failure(&answer, error)),
                 }
             }

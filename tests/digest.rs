@@ -87,13 +87,14 @@ async fn a_digest_counts_and_lists_both_routes_and_leaves_test_leads_out() {
     ingest(&intake, lead_body(&format!("{marker} Gamma"), "INS")).await;
     let test_lead = sample("https-lead-test.json").replace("636573304831318844", &format!("6365733{}", Utc::now().timestamp_millis()));
     ingest(&intake, test_lead).await;
-    // Microsoft writes CreatedTime 09:00 on the row's date: the latest such time in the period.
-    let now = Utc::now();
-    let date = if now.time() >= NaiveTime::from_hms_opt(9, 0, 1).unwrap() { now.date_naive() } else { now.date_naive() - Days::new(1) };
-    insert_native(&table, &format!("{marker} Native"), date).await;
-    insert_native(&table, &format!("{marker} Old"), now.date_naive() - Days::new(3)).await;
 
     let (tick, schedule) = tick_just_passed().await;
+    // Microsoft writes CreatedTime 09:00 on the row's date: the latest such time in the period
+    // (tick − 1 day, tick], chosen from the tick itself so a run near 09:00 UTC cannot miss it.
+    let nine = NaiveTime::from_hms_opt(9, 0, 0).unwrap();
+    let date = if tick.time() >= nine { tick.date_naive() } else { tick.date_naive() - Days::new(1) };
+    insert_native(&table, &format!("{marker} Native"), date).await;
+    insert_native(&table, &format!("{marker} Old"), tick.date_naive() - Days::new(3)).await;
     // After the tick: the next period's, not this one's.
     ingest(&intake, lead_body(&format!("{marker} Late"), "PLT")).await;
 
@@ -197,8 +198,8 @@ async fn a_relay_that_is_down_leaves_the_digest_pending_then_it_goes_once() {
     let table = unique_table();
     let (tick, schedule) = tick_just_passed().await;
     let to = recipient();
-    let closed = free_port();
-    let down = spawn_handler(Mode::Host, &digest_env(&table, &to, &schedule, closed)).await;
+    let closed = closed_port();
+    let down = spawn_handler(Mode::Host, &digest_env(&table, &to, &schedule, closed.port)).await;
     timer_ok(&down).await;
     let e = digest_row(&table, tick).await;
     assert_eq!((e["State"].as_str(), e["Attempts"].as_u64()), (Some("pending"), Some(1)), "{e:?}");
@@ -212,7 +213,7 @@ async fn a_relay_that_is_down_leaves_the_digest_pending_then_it_goes_once() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    let shown = status(&digest_env(&table, &to, &schedule, closed));
+    let shown = status(&digest_env(&table, &to, &schedule, closed.port));
     assert!(
         shown.contains("Digest   last period ending") && shown.contains("pending after 1 attempt(s)") && shown.contains("SMTP"),
         "{shown}"
@@ -294,12 +295,18 @@ async fn after_downtime_one_digest_covers_every_missed_period_and_says_so() {
 #[tokio::test]
 async fn a_lead_created_before_the_tick_but_written_after_it_is_waited_for() {
     let table = unique_table();
-    let (tick, schedule) = tick_just_passed().await;
+    // The handler is started before the tick, so the first run comes right after it, well
+    // inside the delay, however slow the machine is at starting processes.
+    let tick = Utc::now().duration_trunc(Duration::seconds(1)).unwrap() + Duration::seconds(3);
+    let schedule = format!("{} {} {} * * *", tick.second(), tick.minute(), tick.hour());
     let to = recipient();
     let mut env = digest_env(&table, &to, &schedule, smtp_port());
     env.retain(|(k, _)| *k != "NOTIFY_DIGEST_DELAY_SECONDS");
-    env.push(("NOTIFY_DIGEST_DELAY_SECONDS", "3".into()));
+    env.push(("NOTIFY_DIGEST_DELAY_SECONDS", "8".into()));
     let h = spawn_handler(Mode::Host, &env).await;
+    while Utc::now() <= tick {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     timer_ok(&h).await;
     let state = table_client(&format!("{table}Notify"));
     let rk = tick.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -318,7 +325,7 @@ async fn a_lead_created_before_the_tick_but_written_after_it_is_waited_for() {
     .unwrap();
     table_client(&table).insert(&entity).await.unwrap();
 
-    while Utc::now() < tick + Duration::seconds(3) {
+    while Utc::now() < tick + Duration::seconds(8) {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     timer_ok(&h).await;

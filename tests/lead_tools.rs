@@ -3,7 +3,7 @@
 
 mod common;
 
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use common::*;
 use marketplace_leads::lead::{DedupeKey, Lead};
 use serde_json::{json, Value};
@@ -21,14 +21,20 @@ fn lead(first: &str, last: &str, company: &str, action: &str, offer: &str) -> Va
            "LeadSource": format!("SPZA-{action}|{offer}"), "OfferTitle": offer})
 }
 
+/// The first day of the seeded leads: a few days ago, so the notifier still takes them (it
+/// gives up on leads pending for more than 31 days).
+fn first_day() -> chrono::NaiveDate {
+    Utc::now().date_naive() - chrono::Days::new(3)
+}
+
 async fn seeded_table() -> String {
     let table = unique_table();
-    let t = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).unwrap();
-    seed(&table, lead("Jana", "Novák", "Contoso s.r.o.", "PLT", "contoso.analytics"), t(20, 9)).await;
-    seed(&table, lead("Søren", "Ærø", "=HYPERLINK(\"http://evil\")", "INS", "fabrikam.vm"), t(21, 9)).await;
-    seed(&table, lead("漢字", "山田", "株式会社", "DNC", "contoso.analytics"), t(22, 8)).await;
+    let t = |day: u64, h: u32| (first_day() + chrono::Days::new(day)).and_hms_opt(h, 0, 0).unwrap().and_utc();
+    seed(&table, lead("Jana", "Novák", "Contoso s.r.o.", "PLT", "contoso.analytics"), t(0, 9)).await;
+    seed(&table, lead("Søren", "Ærø", "=HYPERLINK(\"http://evil\")", "INS", "fabrikam.vm"), t(1, 9)).await;
+    seed(&table, lead("漢字", "山田", "株式会社", "DNC", "contoso.analytics"), t(2, 8)).await;
     let test: Value = serde_json::from_str(&sample("https-lead-test.json")).unwrap();
-    seed(&table, test, t(22, 10)).await;
+    seed(&table, test, t(2, 10)).await;
     // A row Microsoft wrote itself (Azure Table destination), older than the rest.
     let native: marketplace_leads::entity::Entity = serde_json::from_str(&sample("table-native-entity.json")).unwrap();
     table_client(&table).insert(&native).await.unwrap();
@@ -64,7 +70,8 @@ async fn list_is_newest_first_hides_tests_and_filters() {
     let (_, out, _) = run(&table, &["leads", "list", "--action", "plt"]);
     assert_eq!(data_lines(&out).len(), 1);
     assert!(out.contains("Contact me"));
-    let (_, out, _) = run(&table, &["leads", "list", "--since", "2026-11-21"]);
+    let second_day = (first_day() + chrono::Days::new(1)).to_string();
+    let (_, out, _) = run(&table, &["leads", "list", "--since", &second_day]);
     assert_eq!(data_lines(&out).len(), 2, "{out}");
     let (_, out, _) = run(&table, &["leads", "list", "--limit", "1"]);
     assert_eq!(data_lines(&out).len(), 1);
@@ -121,7 +128,7 @@ async fn status_shows_each_channel_and_its_failures() {
     let mut cursor = marketplace_leads::entity::Entity::new();
     cursor.insert("PartitionKey".into(), "cursor".into());
     cursor.insert("RowKey".into(), "scan-from".into());
-    cursor.insert("ScanFrom".into(), "2026-11-19".into());
+    cursor.insert("ScanFrom".into(), (first_day() - chrono::Days::new(1)).to_string().into());
     table_client(&format!("{table}Notify")).upsert(&cursor).await.unwrap();
     let out = handler_command(&env).arg("notify").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -155,7 +162,8 @@ async fn send_test_lead_stores_msft_test_lead_and_diagnoses_failures() {
     assert!(!ok && err.contains("key is missing or wrong"), "{err}");
     let (ok, _, err) = run(&table, &["send-test-lead", &h.url("/api/Nope?code=the-key")]);
     assert!(!ok && err.contains("wrong route"), "{err}");
-    let closed = format!("http://127.0.0.1:{}/api/LeadIngest?code=x", free_port());
+    let refusing = closed_port();
+    let closed = format!("http://127.0.0.1:{}/api/LeadIngest?code=x", refusing.port);
     let (ok, _, err) = run(&table, &["send-test-lead", &closed]);
     assert!(!ok && err.contains("nothing listens"), "{err}");
     // https:// to a plain-HTTP port: the TLS handshake fails.
@@ -164,7 +172,7 @@ async fn send_test_lead_stores_msft_test_lead_and_diagnoses_failures() {
     let (ok, _, err) = run(&table, &["send-test-lead", "not a url"]);
     assert!(!ok && err.contains("not a URL"), "{err}");
 
-    let down = vec![("AzureWebJobsStorage", azurite_connection_string(free_port())), ("LEADS_TABLE", "Leads".to_string())];
+    let down = vec![("AzureWebJobsStorage", azurite_connection_string(refusing.port)), ("LEADS_TABLE", "Leads".to_string())];
     let broken = spawn_handler(Mode::Host, &down).await;
     let (ok, _, err) = run(&table, &["send-test-lead", &broken.url("/api/LeadIngest")]);
     assert!(!ok && err.contains("could not store"), "{err}");

@@ -181,7 +181,9 @@ async fn a_stalled_relay_costs_one_timed_out_attempt_and_never_holds_the_webhook
         env.push(("SMTP_HOST", "127.0.0.1".into()));
         env.push(("SMTP_PORT", stalled_smtp(stall_at_data).await.to_string()));
         env.push(("SMTP_SECURITY", "none".into()));
-        env.push(("NOTIFY_SEND_TIMEOUT_SECONDS", "5".into()));
+        // Long enough that the webhook's record and the polling below always come first, even
+        // on a busy machine.
+        env.push(("NOTIFY_SEND_TIMEOUT_SECONDS", "10".into()));
         let (pk, rk) = insert_native(&table, "Stalled Relay", Utc::now().date_naive()).await;
         let h = spawn_handler(Mode::Host, &env).await;
         let run = tokio::spawn({
@@ -438,7 +440,7 @@ async fn slow_storage_while_one_channel_is_recorded_never_turns_anothers_answer_
     env.extend([
         ("AzureWebJobsStorage", azurite_connection_string(proxy.port)),
         ("NOTIFY_SLACK_URL", slack.url()),
-        ("NOTIFY_SEND_TIMEOUT_SECONDS", "5".into()),
+        ("NOTIFY_SEND_TIMEOUT_SECONDS", "10".into()),
         ("STORAGE_RETRY_SECONDS", "30".into()),
     ]);
     let (pk, rk) = insert_native(&table, "Slow Storage", Utc::now().date_naive()).await;
@@ -458,7 +460,7 @@ async fn slow_storage_while_one_channel_is_recorded_never_turns_anothers_answer_
     for r in [&hook, &slack] {
         r.hang.store(false, std::sync::atomic::Ordering::SeqCst);
     }
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
     proxy.restore();
     assert_eq!(run.await.unwrap().unwrap(), 200, "{}", h.logs());
     let r = row(&table, &pk, &rk).await;

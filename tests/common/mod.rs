@@ -45,6 +45,19 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A loopback port that refuses every connection for as long as the value lives: bound, never
+/// listening, so no test running beside can take it (as it could a port `free_port` let go).
+pub struct ClosedPort {
+    pub port: u16,
+    _socket: tokio::net::TcpSocket,
+}
+
+pub fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    ClosedPort { port: socket.local_addr().unwrap().port(), _socket: socket }
+}
+
 pub fn smtp_port() -> u16 {
     env_port("TEST_SMTP_PORT")
 }
@@ -124,56 +137,75 @@ pub fn handler_command(env: &[(&str, String)]) -> Command {
 
 /// Starts the real binary and waits until it answers `GET /`, as the host's readiness probe does.
 pub async fn spawn_handler(mode: Mode, env: &[(&str, String)]) -> Handler {
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let stderr_path = dir.path().join("stderr.log");
-    let mut cmd = handler_command(env);
-    match mode {
-        Mode::Host => {
-            cmd.env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string());
+    spawn_on_a_free_port(|port| {
+        let mut cmd = handler_command(env);
+        match mode {
+            Mode::Host => {
+                cmd.env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string());
+            }
+            Mode::Serve => {
+                cmd.args(["serve", "--port", &port.to_string()]);
+            }
         }
-        Mode::Serve => {
-            cmd.args(["serve", "--port", &port.to_string()]);
+        cmd
+    })
+    .await
+}
+
+/// Runs the command `build` makes for a free port. `free_port` lets the port go before the child
+/// binds it, so a test running beside may take it first: the child then cannot listen, and it is
+/// started again on another port. Ready means the child itself logged that it listens and
+/// answers the probe (an answer from whatever else holds the port never counts).
+async fn spawn_on_a_free_port(build: impl Fn(u16) -> Command) -> Handler {
+    for _ in 0..5 {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let stderr_path = dir.path().join("stderr.log");
+        let mut cmd = build(port);
+        cmd.stdout(Stdio::null()).stderr(std::fs::File::create(&stderr_path).unwrap());
+        let child = cmd.spawn().expect("spawn handler");
+        if let Some(handler) = wait_until_ready(Handler { port, child, stderr_path, _dir: dir }).await {
+            return handler;
         }
     }
-    cmd.stdout(Stdio::null()).stderr(std::fs::File::create(&stderr_path).unwrap());
-    let child = cmd.spawn().expect("spawn handler");
-    wait_until_ready(Handler { port, child, stderr_path, _dir: dir }).await
+    panic!("the handler found no free port in 5 tries");
 }
 
 /// `handler serve --port <free> <args>` with the key `LEADS_INGEST_KEY=key`, optionally under
 /// an open-file limit (`ulimit -n`, as a small container would set it).
 pub async fn spawn_serve(env: &[(&str, String)], key: &str, args: &[&str], open_files: Option<u32>) -> Handler {
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let stderr_path = dir.path().join("stderr.log");
-    let mut cmd = handler_command(env);
-    if let Some(n) = open_files {
-        // `exec` keeps the pid: the child is the handler itself, for /proc and kill.
-        let mut sh = Command::new("sh");
-        sh.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_handler")]);
-        sh.env_clear();
-        for (k, v) in cmd.get_envs() {
-            if let Some(v) = v {
-                sh.env(k, v);
+    spawn_on_a_free_port(|port| {
+        let mut cmd = handler_command(env);
+        if let Some(n) = open_files {
+            // `exec` keeps the pid: the child is the handler itself, for /proc and kill.
+            let mut sh = Command::new("sh");
+            sh.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_handler")]);
+            sh.env_clear();
+            for (k, v) in cmd.get_envs() {
+                if let Some(v) = v {
+                    sh.env(k, v);
+                }
             }
+            cmd = sh;
         }
-        cmd = sh;
-    }
-    cmd.env("LEADS_INGEST_KEY", key).args(["serve", "--port", &port.to_string()]).args(args);
-    cmd.stdout(Stdio::null()).stderr(std::fs::File::create(&stderr_path).unwrap());
-    let child = cmd.spawn().expect("spawn handler");
-    wait_until_ready(Handler { port, child, stderr_path, _dir: dir }).await
+        cmd.env("LEADS_INGEST_KEY", key).args(["serve", "--port", &port.to_string()]).args(args);
+        cmd
+    })
+    .await
 }
 
-async fn wait_until_ready(mut handler: Handler) -> Handler {
+/// The handler once it listens and answers; `None` when it could not listen on its port.
+async fn wait_until_ready(mut handler: Handler) -> Option<Handler> {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if client.get(handler.url("/")).send().await.is_ok() {
-            return handler;
+        if handler.logs().contains("handler listening") && client.get(handler.url("/")).send().await.is_ok() {
+            return Some(handler);
         }
         if let Ok(Some(status)) = handler.child.try_wait() {
+            if handler.logs().contains("cannot listen") {
+                return None;
+            }
             panic!("handler exited with {status}: {}", handler.logs());
         }
         assert!(Instant::now() < deadline, "handler did not start: {}", handler.logs());

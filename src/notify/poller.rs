@@ -552,9 +552,9 @@ impl Notifier {
         let mut recording = true;
         let mut first_error = None;
         // Outcomes that came in while a record was being written, in order.
-        let mut finished = std::collections::VecDeque::new();
+        let mut answered = std::collections::VecDeque::new();
         loop {
-            let (ch, attempts, outcome) = match finished.pop_front() {
+            let (ch, attempts, outcome) = match answered.pop_front() {
                 Some(done) => done,
                 None => match sends.next().await {
                     Some(done) => done,
@@ -612,7 +612,7 @@ impl Notifier {
             set_state(ch, state);
             // The last record releases the claim in the same write; the others renew it, so a
             // claim outlives slow storage as long as records keep landing.
-            let last = sends.is_empty() && finished.is_empty();
+            let last = sends.is_empty() && answered.is_empty();
             put_datetime(&mut result, LEASE_COLUMN, if last { done_at } else { done_at + self.lease });
             if !recording {
                 continue;
@@ -626,7 +626,7 @@ impl Notifier {
                 loop {
                     tokio::select! {
                         written = &mut write => break written,
-                        Some(done) = sends.next(), if !sends.is_empty() => finished.push_back(done),
+                        Some(done) = sends.next(), if !sends.is_empty() => answered.push_back(done),
                     }
                 }
             };

@@ -1,9 +1,8 @@
-//! Every setting the binary reads, documented: the README's settings table and `handler
-//! settings` are generated from this list, and the infra test compares it with the app settings
-//! the template sets.
+//! Every setting the binary reads, documented: `handler settings` prints this list, the docs
+//! test checks that the README's settings table names each one, and the infra test compares it
+//! with the app settings the template sets.
 
-/// One documented setting: the README's settings table and `handler settings` are generated from
-/// this list, and the infra test compares it with the app settings the template sets.
+/// One documented setting (printed by `handler settings`).
 pub struct SettingDoc {
     pub name: &'static str,
     pub default: &'static str,
@@ -36,7 +35,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { name: "SMTP_SECURITY", default: "starttls", secret: false, help: "`starttls` (required STARTTLS), `tls` (implicit TLS) or `none` (plain text, local relays only)." },
     SettingDoc { name: "NOTIFY_DIGEST_TO", default: "", secret: false, help: "Comma-separated recipients of the daily digest: one e-mail per period summarising its leads (counts by offer and action, then the list). Uses the SMTP_* settings and NOTIFY_EMAIL_FROM of the e-mail channel; works with or without NOTIFY_EMAIL_TO." },
     SettingDoc { name: "NOTIFY_DIGEST_DELAY_SECONDS", default: "120", secret: false, help: "How long after each digest tick its digest is sent (0-3600): leads created just before the tick may still be on their way into the table (a LeadIngest insert riding out a storage blip, a row Microsoft writes late), and waiting means none falls between two digests." },
-    SettingDoc { name: "NOTIFY_DIGEST_SCHEDULE", default: "0 0 8 * * *", secret: false, help: "NCRONTAB schedule (six fields, UTC) of the digest: each tick ends a period, (previous tick, this tick], whose digest the next LeadNotify run sends (08:00 UTC daily by default)." },
+    SettingDoc { name: "NOTIFY_DIGEST_SCHEDULE", default: "0 0 8 * * *", secret: false, help: "NCRONTAB schedule (six fields, UTC) of the digest: each tick ends a period, (previous tick, this tick], whose digest the first LeadNotify run after NOTIFY_DIGEST_DELAY_SECONDS sends (08:00 UTC daily by default)." },
     SettingDoc { name: "NOTIFY_WEBHOOK_URL", default: "", secret: true, help: "HTTPS URL that receives a Standard Webhooks `lead.created` POST per lead." },
     SettingDoc { name: "NOTIFY_WEBHOOK_SECRET", default: "", secret: true, help: "Signing secret `whsec_<base64>` (required with NOTIFY_WEBHOOK_URL)." },
     SettingDoc { name: "NOTIFY_TEAMS_URL", default: "", secret: true, help: "Teams Workflows \"post to a channel when a webhook request is received\" URL." },
@@ -61,7 +60,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { name: "NOTIFY_SWEEP_MINUTES", default: "15", secret: false, help: "How often LeadNotify also sweeps the whole table for rows not yet notified whatever their keys (Microsoft-written rows with an unexpected PartitionKey): the bound on how late such a lead can be. 0 sweeps on every run (0-1440)." },
     SettingDoc { name: "NOTIFY_JOURNEY", default: "true", secret: false, help: "Link each lead to the customer's earlier leads (by e-mail address, hashed) in the index table `<LEADS_TABLE>Customers`, and tell the story in every notification; `false` turns it off." },
     SettingDoc { name: "NOTIFY_IMMEDIATE", default: "true", secret: false, help: "Run LeadNotify in process as soon as LeadIngest has stored a lead (bursts coalesce, never two runs at once); the timer stays as the safety net. `false`: the timer alone." },
-    SettingDoc { name: "LEADS_RETENTION_DAYS", default: "", secret: false, help: "Delete leads older than this many days (by CreatedTime), with their journey-index entries, once a day in LeadNotify; a lead with a notification still pending is kept. Unset keeps leads forever (1-3650)." },
+    SettingDoc { name: "LEADS_RETENTION_DAYS", default: "", secret: false, help: "Delete leads older than this many days (by CreatedTime), with their journey-index entries, once a day in LeadNotify; a lead with a notification still pending, or not yet listed by a due digest, is kept. Unset (or invalid) keeps leads forever (1-3650)." },
     SettingDoc { name: "SSL_CERT_FILE", default: "", secret: false, help: "PEM file of the certificate authorities every TLS connection trusts (storage, tokens, SMTP, webhooks, CRMs) instead of the system store, as for OpenSSL: a private CA, or Azurite's self-signed certificate. Include the public roots too if you still need them." },
-    SettingDoc { name: "RUST_LOG", default: "info", secret: false, help: "Log filter (`info`, `debug`, `marketplace_leads=debug`, ...). Contact details are logged only at debug." },
+    SettingDoc { name: "RUST_LOG", default: "info", secret: false, help: "Log filter (`info`, `debug`, `marketplace_leads=debug`, ...); `info` when serving, `warn` for the lead tools. Contact details are logged only at debug." },
 ];

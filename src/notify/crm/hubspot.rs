@@ -85,8 +85,9 @@ pub fn note_body(msg: &LeadMessage) -> String {
         }
     }
     html.push_str("</p>");
-    // The marker last, and never cut: a retry finds the note by it.
-    let tail = format!("<p>Marketplace lead ref: {}</p>", marker(&msg.id));
+    // The marker last, and never cut: a retry finds the note by it. Spaces on both sides, so
+    // it is a token of its own however the search splits the text (markup included).
+    let tail = format!("<p>Marketplace lead ref: {} </p>", marker(&msg.id));
     fit(&html, MAX_PROPERTY - tail.len()) + &tail
 }
 
@@ -227,6 +228,6 @@ mod tests {
         let body = note_body(&LeadMessage::new(&lead, "lead_00ff", "pk", "rk"));
         let units = body.encode_utf16().count();
         assert!(units <= MAX_PROPERTY && units > MAX_PROPERTY - 100, "cut to the limit: {units}");
-        assert!(body.ends_with("<p>Marketplace lead ref: mpl00ff</p>"), "{}", &body[body.len() - 80..]);
+        assert!(body.ends_with("<p>Marketplace lead ref: mpl00ff </p>"), "{}", &body[body.len() - 80..]);
     }
 }

@@ -6,6 +6,7 @@
 //! whatever order they are handled in.
 
 use chrono::{DateTime, Utc};
+use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 
 use super::delivery::notification_id;
@@ -71,6 +72,23 @@ impl Journey {
             e.insert(name.into(), Value::String(value.unwrap_or_default().to_string()));
         }
         self.customers.upsert(&e).await
+    }
+
+    /// Indexes several leads, `concurrency` writes at a time (the poller before its sends,
+    /// `leads reindex` for a whole table): each lead's result, keyed by its row.
+    pub async fn record_all(
+        &self,
+        leads: Vec<(&CustomerId, &Lead, &str, &str)>,
+        concurrency: usize,
+    ) -> Vec<((String, String), Result<(), StoreError>)> {
+        // The writes are made (not started) here, each an async fn's future, then run
+        // `concurrency` at a time.
+        let writes: Vec<_> = leads.into_iter().map(|(customer, lead, pk, rk)| self.record_keyed(customer, lead, pk, rk)).collect();
+        stream::iter(writes).buffer_unordered(concurrency).collect().await
+    }
+
+    async fn record_keyed(&self, customer: &CustomerId, lead: &Lead, pk: &str, rk: &str) -> ((String, String), Result<(), StoreError>) {
+        ((pk.to_string(), rk.to_string()), self.record(customer, lead, pk, rk).await)
     }
 
     /// The customer's story as of the lead `this_id` created at `created`: leads before it

@@ -281,19 +281,11 @@ impl Notifier {
         // leads of one customer in this run each see the other, whatever order they go in.
         let mut indexed: HashSet<(String, String)> = HashSet::new();
         if let Some(journey) = &self.journey {
-            let jobs: Vec<(String, String, CustomerId, Lead)> = due
+            let leads: Vec<(&CustomerId, &Lead, &str, &str)> = due
                 .iter()
-                .filter_map(|r| r.to_index.clone().map(|(customer, lead)| (r.partition_key.clone(), r.row_key.clone(), customer, lead)))
+                .filter_map(|r| r.to_index.as_ref().map(|(customer, lead)| (customer, lead, r.partition_key.as_str(), r.row_key.as_str())))
                 .collect();
-            let indexing: Vec<((String, String), Result<(), StoreError>)> = stream::iter(jobs)
-                .map(|(pk, rk, customer, lead)| async move {
-                    let result = journey.record(&customer, &lead, &pk, &rk).await;
-                    ((pk, rk), result)
-                })
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
-            for (key, result) in indexing {
+            for (key, result) in journey.record_all(leads, CONCURRENCY).await {
                 match result {
                     Ok(()) => {
                         indexed.insert(key);

@@ -7,8 +7,6 @@
 
 use std::collections::HashSet;
 
-use futures_util::{StreamExt, TryStreamExt};
-
 use super::query::StoredLead;
 use crate::lead::CustomerId;
 use crate::notify::journey::Journey;
@@ -32,11 +30,10 @@ pub struct Reindexed {
 pub async fn reindex(store: &TableClient, all: &[StoredLead]) -> Result<Reindexed, StoreError> {
     let journey = Journey::new(store);
     let linked: Vec<(CustomerId, &StoredLead)> = all.iter().filter_map(|l| l.lead.customer_id().map(|c| (c, l))).collect();
-    futures_util::stream::iter(&linked)
-        .map(|(customer, l)| journey.record(customer, &l.lead, &l.partition_key, &l.row_key))
-        .buffer_unordered(CONCURRENT_WRITES)
-        .try_collect::<()>()
-        .await?;
+    let leads = linked.iter().map(|(customer, l)| (customer, &l.lead, l.partition_key.as_str(), l.row_key.as_str())).collect();
+    if let Some(e) = journey.record_all(leads, CONCURRENT_WRITES).await.into_iter().find_map(|(_, result)| result.err()) {
+        return Err(e);
+    }
     let customers = linked.iter().map(|(c, _)| c).collect::<HashSet<_>>().len();
     Ok(Reindexed { indexed: linked.len(), customers, unlinked: all.len() - linked.len() })
 }

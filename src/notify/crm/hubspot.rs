@@ -107,18 +107,6 @@ fn error(doing: &str, answer: &Answer) -> DeliveryError {
     }
 }
 
-/// A 2xx whose body we could not read (cut short, not JSON): the call may have worked, and every
-/// step here is safe to repeat, so the attempt is retried.
-fn unreadable(doing: &str, answer: &Answer) -> SendOutcome {
-    SendOutcome::Retry {
-        error: DeliveryError {
-            summary: format!("HubSpot: {doing}: HTTP {} with an answer that could not be read", answer.status),
-            answer: Some(super::body_excerpt(answer)),
-        },
-        after: None,
-    }
-}
-
 impl HubSpot {
     pub fn new(settings: HubSpotSettings) -> Self {
         HubSpot { settings }
@@ -158,7 +146,7 @@ impl HubSpot {
         // 1. The contact, created or updated by e-mail.
         let upsert = json!({"inputs": [{"idProperty": "email", "id": email, "properties": contact(lead, &email)}]});
         let answer = self.post(http, "/crm/v3/objects/contacts/batch/upsert", upsert, "contact upsert").await?;
-        let Some(json) = answer.json() else { return Err(unreadable("contact upsert", &answer)) };
+        let Some(json) = answer.json() else { return Err(super::unreadable("HubSpot", "contact upsert", &answer)) };
         let Some(contact_id) = json["results"][0]["id"].as_str().map(str::to_string) else {
             // 207 Multi-Status: the batch answered, the one input failed.
             let message = json["errors"][0]["message"].as_str().map(clean);
@@ -181,7 +169,7 @@ impl HubSpot {
         });
         let answer = self.post(http, "/crm/v3/objects/notes/search", search, "note search").await?;
         // An answer we cannot read must not pass for "no such note": that would add a second.
-        let Some(found) = answer.json() else { return Err(unreadable("note search", &answer)) };
+        let Some(found) = answer.json() else { return Err(super::unreadable("HubSpot", "note search", &answer)) };
         if found["total"].as_u64().is_some_and(|t| t > 0) || found["results"].as_array().is_some_and(|r| !r.is_empty()) {
             return Ok(());
         }

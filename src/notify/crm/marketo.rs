@@ -117,15 +117,13 @@ impl Marketo {
                 };
                 let json = answer.json();
                 let Some(json) = json.filter(|_| answer.is_success()) else {
+                    if answer.is_success() {
+                        return Call::Done(super::unreadable("Marketo", "lead sync", &answer));
+                    }
                     let error =
                         DeliveryError { summary: format!("Marketo: HTTP {}", answer.status), answer: Some(super::body_excerpt(&answer)) };
                     if answer.status == 401 {
                         return Call::Unauthorized(error);
-                    }
-                    if answer.is_success() {
-                        // An answer we could not read (cut short): the sync may have happened,
-                        // and createOrUpdate is safe to repeat.
-                        return Call::Done(SendOutcome::Retry { error, after: None });
                     }
                     return Call::Done(failure(&answer, error));
                 };

@@ -219,6 +219,19 @@ pub async fn client_credentials(http: &reqwest::Client, crm: &str, token_url: &s
     Err(failure(&answer, error))
 }
 
+/// A 2xx whose body could not be read (cut short, not JSON): the call may have worked, and every
+/// CRM call here is safe to repeat, so the attempt is retried, never taken as a refusal or as
+/// "nothing there".
+pub fn unreadable(crm: &str, doing: &str, answer: &Answer) -> SendOutcome {
+    SendOutcome::Retry {
+        error: DeliveryError {
+            summary: format!("{crm}: {doing}: HTTP {} with an answer that could not be read", answer.status),
+            answer: Some(body_excerpt(answer)),
+        },
+        after: None,
+    }
+}
+
 /// Retry or permanent, by status, as every HTTP channel does: 408, 429 and 5xx are retried
 /// (honouring `Retry-After`), everything else is permanent.
 pub fn failure(answer: &Answer, error: DeliveryError) -> SendOutcome {

@@ -37,20 +37,9 @@ fn token(lifetime: i64) -> String {
     format!("{}.{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()), B64.encode(b"unsigned"))
 }
 
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Azurite's table service over HTTPS with bearer-token checks on.
 async fn oauth_azurite(dir: &Path) -> (Killed, String, PathBuf) {
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (cert, key) = self_signed_certificate(dir);
     let port = free_port();
     let log = std::fs::File::create(dir.join("azurite.log")).unwrap();
     let child = std::process::Command::new(format!("{}/node_modules/.bin/azurite-table", env!("CARGO_MANIFEST_DIR")))

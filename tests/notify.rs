@@ -361,7 +361,7 @@ async fn serve_mode_notifies_on_its_own_schedule() {
 /// A real SMTP relay (aiosmtpd) that speaks only TLS, with a certificate made by the test:
 /// STARTTLS required, or TLS from the first byte (`implicit`). It stores into the shared maildir.
 struct TlsRelay {
-    child: std::process::Child,
+    _process: Killed,
     port: u16,
 }
 
@@ -381,26 +381,16 @@ impl TlsRelay {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("aiosmtpd from .venv: run ./scripts/test");
-        let relay = TlsRelay { child, port };
+        let relay = TlsRelay { _process: Killed(child), port };
         eventually("the TLS relay listens", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()).await;
         relay
-    }
-}
-
-impl Drop for TlsRelay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_goes_over_tls_to_a_relay_trusted_through_ssl_cert_file() {
     let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-    let (cert, key) = (dir.path().join("relay.pem"), dir.path().join("relay.key"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (cert, key) = self_signed_certificate(dir.path());
     for (security, implicit) in [("starttls", false), ("tls", true)] {
         let relay = TlsRelay::start(&cert, &key, implicit).await;
         for trusted in [false, true] {

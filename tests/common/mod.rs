@@ -58,6 +58,26 @@ pub fn closed_port() -> ClosedPort {
     ClosedPort { port: socket.local_addr().unwrap().port(), _socket: socket }
 }
 
+/// A child process (a server a test starts) killed and reaped when the value is dropped.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, written into `dir` as
+/// (`cert.pem`, `key.pem`): servers the tests start over TLS, trusted through `SSL_CERT_FILE`.
+pub fn self_signed_certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    (cert, key)
+}
+
 pub fn smtp_port() -> u16 {
     env_port("TEST_SMTP_PORT")
 }

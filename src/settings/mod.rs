@@ -180,40 +180,27 @@ impl Settings {
 
         // LeadNotify's own settings never stop LeadIngest: an invalid one is replaced by its
         // default and reported, as an invalid channel setting disables only its channel.
-        let mut ignored = Vec::new();
-        let mut or_default = |result: Result<u64, SettingError>, default: u64| {
-            result.unwrap_or_else(|e| {
-                ignored.push(e);
-                default
-            })
-        };
-        let max_attempts = or_default(number(&get, "NOTIFY_MAX_ATTEMPTS", 10, 1..=50), 10) as u32;
-        let send_timeout = std::time::Duration::from_secs(or_default(number(&get, "NOTIFY_SEND_TIMEOUT_SECONDS", 30, 5..=120), 30));
-        let sweep_every = std::time::Duration::from_secs(60 * or_default(number(&get, "NOTIFY_SWEEP_MINUTES", 15, 0..=1440), 15));
+        let mut lenient = Lenient { get: &get, ignored: Vec::new() };
+        let max_attempts = lenient.number("NOTIFY_MAX_ATTEMPTS", 10, 1..=50) as u32;
+        let send_timeout = std::time::Duration::from_secs(lenient.number("NOTIFY_SEND_TIMEOUT_SECONDS", 30, 5..=120));
+        let sweep_every = std::time::Duration::from_secs(60 * lenient.number("NOTIFY_SWEEP_MINUTES", 15, 0..=1440));
         // Unset (or invalid) keeps leads forever: deleting a publisher's leads must be asked for.
         // Ten years at most, because a larger number is more likely a typo than a policy.
-        let retention_days = match get("LEADS_RETENTION_DAYS") {
-            None => None,
-            Some(_) => Some(or_default(number(&get, "LEADS_RETENTION_DAYS", 0, 1..=3650), 0) as u32).filter(|d| *d > 0),
-        };
-        let mut flag_or_default = |name, default| {
-            flag(&get, name, default).unwrap_or_else(|e| {
-                ignored.push(e);
-                default
-            })
-        };
-        let notify_test_leads = flag_or_default("NOTIFY_TEST_LEADS", true);
-        let journey = flag_or_default("NOTIFY_JOURNEY", true);
-        let immediate = flag_or_default("NOTIFY_IMMEDIATE", true);
+        let retention_days =
+            get("LEADS_RETENTION_DAYS").map(|_| lenient.number("LEADS_RETENTION_DAYS", 0, 1..=3650) as u32).filter(|d| *d > 0);
+        let notify_test_leads = lenient.flag("NOTIFY_TEST_LEADS", true);
+        let journey = lenient.flag("NOTIFY_JOURNEY", true);
+        let immediate = lenient.flag("NOTIFY_IMMEDIATE", true);
         let schedule = match get("NOTIFY_SCHEDULE").map(|text| Schedule::parse(&text)) {
             Some(Ok(schedule)) => schedule,
             other => {
                 if let Some(Err(e)) = other {
-                    ignored.push(bad("NOTIFY_SCHEDULE", e));
+                    lenient.ignored.push(bad("NOTIFY_SCHEDULE", e));
                 }
                 Schedule::parse(DEFAULT_SCHEDULE).expect("the default schedule is valid NCRONTAB")
             }
         };
+        let ignored = lenient.ignored;
 
         Ok(Settings {
             storage,
@@ -297,6 +284,29 @@ fn flag(get: &dyn Fn(&str) -> Option<String>, name: &'static str, default: bool)
         Some("true") | Some("1") | Some("yes") => Ok(true),
         Some("false") | Some("0") | Some("no") => Ok(false),
         Some(_) => Err(bad(name, "`true` or `false`")),
+    }
+}
+
+/// Reads LeadNotify's own settings: an invalid value is replaced by the setting's default and
+/// kept in `ignored`, to be reported, instead of stopping the start.
+struct Lenient<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+    ignored: Vec<SettingError>,
+}
+
+impl Lenient<'_> {
+    fn number(&mut self, name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>) -> u64 {
+        number(self.get, name, default, range).unwrap_or_else(|e| {
+            self.ignored.push(e);
+            default
+        })
+    }
+
+    fn flag(&mut self, name: &'static str, default: bool) -> bool {
+        flag(self.get, name, default).unwrap_or_else(|e| {
+            self.ignored.push(e);
+            default
+        })
     }
 }
 

@@ -26,7 +26,7 @@ use marketplace_leads::entity::{put_datetime, Entity};
 use marketplace_leads::lead::{partition_key_for, DedupeKey, Lead};
 use marketplace_leads::notify::Notifier;
 use marketplace_leads::settings::Settings;
-use marketplace_leads::store::TableClient;
+use marketplace_leads::store::{Query, SharedTable};
 use serde_json::{json, Value};
 const CONCURRENCY: usize = 16;
 const ROUND: usize = 1000;
@@ -443,7 +443,7 @@ async fn notify_transactions(journey: bool) -> String {
 }
 
 /// Fills a table with `count` leads spread over the past `days` days, already notified.
-async fn fill_notified(table: &TableClient, count: usize, days: u64) {
+async fn fill_notified(table: &SharedTable, count: usize, days: u64) {
     table.create_table().await.expect("create");
     let today = Utc::now().date_naive();
     stream::iter(0..count)
@@ -557,7 +557,7 @@ async fn poll_cost() {
         // What one query costs the server here, whatever it returns: an empty date partition.
         let empty = partition_key_for(Utc::now().date_naive() + Days::new(30));
         let probe = Instant::now();
-        let found = table.query(Some(&format!("PartitionKey eq '{empty}'")), None, usize::MAX).await.expect("probe");
+        let found = table.query(&Query::partition(&empty), usize::MAX).await.expect("probe");
         probes.push(format!("{} at {count}", ms(probe.elapsed())));
         assert!(found.is_empty());
         eprintln!("poll cost: {count} leads filled in {:.1} s", fill_time.as_secs_f64());
@@ -634,7 +634,7 @@ async fn storage_cut(retry_seconds: &str) {
     cutter.await.expect("cutter");
     let (cut_at, restored_at) = window.lock().expect("window").expect("the cut happened");
     let stored: std::collections::HashSet<String> = client(&table)
-        .query(None, Some("RowKey"), usize::MAX)
+        .query(&Query::all().select(&["RowKey"]), usize::MAX)
         .await
         .expect("rows")
         .iter()

@@ -13,7 +13,7 @@ use crate::http::{app, AppState, Mode};
 use crate::notify::Notifier;
 use crate::schedule::Schedule;
 use crate::settings::Settings;
-use crate::store::TableClient;
+use crate::store::{SharedTable, TableClient};
 
 pub struct Application {
     listener: TcpListener,
@@ -28,10 +28,11 @@ impl Application {
     /// prepares the rest.
     pub async fn build(settings: &Settings, addr: SocketAddr, mode: Mode) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-        let store = TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?;
+        let store: SharedTable = Arc::new(TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?);
         // A client of its own, so the notifier's transaction count is its own.
-        let notifier = Notifier::new(settings, TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?)
-            .map_err(anyhow::Error::msg)?;
+        let notifier =
+            Notifier::new(settings, Arc::new(TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?))
+                .map_err(anyhow::Error::msg)?;
         for bad in &settings.channels.misconfigured {
             if bad.channel == "Digest" {
                 tracing::error!(channel = bad.channel, error = %bad.error, "digest disabled until the setting is fixed (leads and the other channels are unaffected)");

@@ -10,7 +10,7 @@ use chrono::{DateTime, Timelike, Utc};
 use crate::entity::Entity;
 use crate::lead::charset::{self, Body};
 use crate::lead::{partition_key_for, DedupeKey, Lead, PayloadError};
-use crate::store::{StoreError, TableClient};
+use crate::store::{SharedTable, StoreError};
 
 /// Largest request body accepted (bytes). A real lead is under 2 KB; at 32 KiB the raw payload
 /// still fits one Table string property (64 KiB of UTF-16), so it is never truncated (parsed
@@ -49,12 +49,12 @@ impl From<PayloadError> for IngestError {
 /// is honoured). Returns only after the row is durably written (or found to be there already);
 /// every error leaves the table unchanged.
 #[tracing::instrument(name = "lead_ingest", skip_all, fields(bytes = body.len()))]
-pub async fn ingest(store: &TableClient, body: &[u8], content_type: Option<&str>) -> Result<Stored, IngestError> {
+pub async fn ingest(store: &SharedTable, body: &[u8], content_type: Option<&str>) -> Result<Stored, IngestError> {
     ingest_at(store, body, content_type, Utc::now()).await
 }
 
 /// [`ingest`] at a given time (tests use it to cross midnight).
-pub async fn ingest_at(store: &TableClient, body: &[u8], content_type: Option<&str>, now: DateTime<Utc>) -> Result<Stored, IngestError> {
+pub async fn ingest_at(store: &SharedTable, body: &[u8], content_type: Option<&str>, now: DateTime<Utc>) -> Result<Stored, IngestError> {
     let PreparedRow { lead, key, entity } = prepare(body, content_type, now)?;
     store_row(store, lead, key, &entity, now).await
 }
@@ -102,7 +102,7 @@ pub fn prepare(body: &[u8], content_type: Option<&str>, now: DateTime<Utc>) -> R
     Ok(row)
 }
 
-async fn store_row(store: &TableClient, lead: Lead, key: DedupeKey, entity: &Entity, now: DateTime<Utc>) -> Result<Stored, IngestError> {
+async fn store_row(store: &SharedTable, lead: Lead, key: DedupeKey, entity: &Entity, now: DateTime<Utc>) -> Result<Stored, IngestError> {
     let mut partition_key = key.partition_key.clone();
     let duplicate = if let Some(earlier) = retry_of_yesterdays_lead(store, &key, now).await? {
         partition_key = earlier;
@@ -139,7 +139,7 @@ async fn store_row(store: &TableClient, lead: Lead, key: DedupeKey, entity: &Ent
 /// Rows are partitioned by the UTC date, so a retry that crosses midnight would land in a new
 /// partition. In the first minutes of a day, look for the same row in yesterday's partition.
 /// Returns yesterday's partition key when the lead is there.
-async fn retry_of_yesterdays_lead(store: &TableClient, key: &DedupeKey, now: DateTime<Utc>) -> Result<Option<String>, IngestError> {
+async fn retry_of_yesterdays_lead(store: &SharedTable, key: &DedupeKey, now: DateTime<Utc>) -> Result<Option<String>, IngestError> {
     const WINDOW_SECONDS: u32 = 15 * 60;
     if now.num_seconds_from_midnight() >= WINDOW_SECONDS {
         return Ok(None);

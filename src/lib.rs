@@ -14,6 +14,7 @@
 //! - [`entity`], [`net`], [`text`]: small shared pieces at the bottom.
 
 pub mod app;
+pub mod clock;
 pub mod entity;
 pub mod http;
 pub mod ingest;

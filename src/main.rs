@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
@@ -14,7 +15,7 @@ use marketplace_leads::http::Mode;
 use marketplace_leads::notify::poller::state_table;
 use marketplace_leads::notify::{Channel, Notifier};
 use marketplace_leads::settings::{Settings, SETTINGS};
-use marketplace_leads::store::TableClient;
+use marketplace_leads::store::{SharedTable, TableClient};
 use marketplace_leads::tools::{self, digest_status, export, forget, list, status, test_lead, LeadFilter};
 
 #[derive(Parser)]
@@ -236,8 +237,9 @@ async fn run(command: Option<Command>) -> anyhow::Result<u8> {
             for e in &settings.ignored {
                 tracing::error!(error = %e, "invalid setting: its default is used");
             }
-            let notifier = Notifier::new(&settings, TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?)
-                .map_err(anyhow::Error::msg)?;
+            let notifier =
+                Notifier::new(&settings, Arc::new(TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?))
+                    .map_err(anyhow::Error::msg)?;
             let report = notifier.run_once().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if report.errors > 0 {
@@ -251,7 +253,7 @@ async fn run(command: Option<Command>) -> anyhow::Result<u8> {
 }
 
 async fn leads(settings: &Settings, command: LeadsCommand) -> anyhow::Result<()> {
-    let store = TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?;
+    let store: SharedTable = Arc::new(TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?);
     let stdout = std::io::stdout();
     match command {
         LeadsCommand::List { filter, limit } => {

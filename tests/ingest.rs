@@ -8,7 +8,7 @@ use common::*;
 use serde_json::{json, Value};
 
 async fn rows(table: &str) -> Vec<serde_json::Map<String, Value>> {
-    table_client(table).query(None, None, usize::MAX).await.unwrap()
+    table_client(table).query(&marketplace_leads::store::Query::all(), usize::MAX).await.unwrap()
 }
 
 async fn post(h: &Handler, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {

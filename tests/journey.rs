@@ -87,7 +87,7 @@ async fn leads_by_both_routes_in_any_order_tell_one_story() {
     assert_eq!(third["data"]["campaign"], "mktcmpid=spring-launch, partnerid=4321");
 
     // The index is keyed by the hash, never the address.
-    let index = table_client(&format!("{table}Customers")).query(None, None, usize::MAX).await.unwrap();
+    let index = table_client(&format!("{table}Customers")).query(&marketplace_leads::store::Query::all(), usize::MAX).await.unwrap();
     assert_eq!(index.len(), 3);
     assert!(index.iter().all(|r| r["PartitionKey"] == id && !Value::Object(r.clone()).to_string().to_lowercase().contains(&email)));
 
@@ -104,7 +104,7 @@ async fn leads_by_both_routes_in_any_order_tell_one_story() {
     let insights = list.lines().find(|l| l.contains("Contoso Insights")).unwrap();
     assert!(insights.contains("3rd"), "{list}");
     // The Campaign column LeadIngest stores.
-    let rows = table_client(&table).query(None, None, usize::MAX).await.unwrap();
+    let rows = table_client(&table).query(&marketplace_leads::store::Query::all(), usize::MAX).await.unwrap();
     assert!(rows.iter().any(|r| r.get("Campaign") == Some(&json!("mktcmpid=spring-launch, partnerid=4321"))), "{rows:?}");
 }
 
@@ -189,7 +189,11 @@ async fn test_leads_and_leads_without_an_address_link_to_no_one() {
         assert_eq!(b["data"]["customer"]["id"], Value::Null);
         assert_eq!(b["data"]["leadNumber"], Value::Null);
     }
-    assert!(table_client(&format!("{table}Customers")).query(None, None, usize::MAX).await.unwrap().is_empty());
+    assert!(table_client(&format!("{table}Customers"))
+        .query(&marketplace_leads::store::Query::all(), usize::MAX)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -219,7 +223,7 @@ async fn leads_from_before_the_index_are_reindexed_once_and_then_tell_the_story(
     .unwrap();
     leads.insert(&test_lead).await.unwrap();
     let index = table_client(&format!("{table}Customers"));
-    assert!(index.query(None, None, usize::MAX).await.unwrap().is_empty(), "nothing is indexed before");
+    assert!(index.query(&marketplace_leads::store::Query::all(), usize::MAX).await.unwrap().is_empty(), "nothing is indexed before");
 
     let reindex = || {
         let out = handler_command(&env).args(["leads", "reindex"]).output().unwrap();
@@ -231,7 +235,7 @@ async fn leads_from_before_the_index_are_reindexed_once_and_then_tell_the_story(
     let said = reindex();
     assert!(said.starts_with("3 lead(s) of 2 customer(s) in the journey index; 1 lead(s) link to no one"), "{said}");
     assert_eq!(reindex(), said, "running it again changes nothing");
-    assert_eq!(index.query(None, None, usize::MAX).await.unwrap().len(), 3);
+    assert_eq!(index.query(&marketplace_leads::store::Query::all(), usize::MAX).await.unwrap().len(), 3);
     assert!(!said.contains(&email), "no address is printed");
 
     // The next lead from that customer is their third, with the whole story.

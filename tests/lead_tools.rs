@@ -153,7 +153,7 @@ async fn send_test_lead_stores_msft_test_lead_and_diagnoses_failures() {
     let (ok, out, err) = run(&table, &["send-test-lead", &h.url("/api/LeadIngest?code=the-key")]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("201") && out.contains("stored: PartitionKey"), "{out}");
-    let rows = table_client(&table).query(None, None, 10).await.unwrap();
+    let rows = table_client(&table).query(&marketplace_leads::store::Query::all(), 10).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["IsTest"], true);
     assert!(rows[0]["Email"].as_str().unwrap().starts_with("MSFT_TEST_") && rows[0]["Email"].as_str().unwrap().ends_with("@test.com"));

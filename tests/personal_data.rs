@@ -12,6 +12,7 @@ use common::*;
 use marketplace_leads::entity::{get_str, put_datetime, Entity};
 use marketplace_leads::lead::{partition_key_for, CustomerId, DedupeKey, Lead};
 use marketplace_leads::notify::journey::Journey;
+use marketplace_leads::store::{RetryPolicy, StorageAccount, TableClient};
 use serde_json::{json, Value};
 
 /// A row as Microsoft's "Azure Table" destination writes it, with the contact in `CustomerInfo`.
@@ -43,7 +44,7 @@ async fn index_entries(table: &str, email: &str) -> usize {
 }
 
 async fn all_rows(table: &str) -> Vec<Entity> {
-    table_client(table).query(None, None, usize::MAX).await.unwrap()
+    table_client(table).query(&marketplace_leads::store::Query::all(), usize::MAX).await.unwrap()
 }
 
 fn body(email: &str, action: &str) -> String {
@@ -113,7 +114,8 @@ async fn forget_removes_one_customer_everywhere_and_nothing_else() {
     assert_eq!((get_str(&kept, "State"), get_str(&kept, "LastError")), ("failed", ""), "the digest row stays, blanked");
 
     // Every table of the account, read in full: the address is nowhere.
-    let tables = table_client(&table).list_tables().await.unwrap();
+    let tables =
+        TableClient::new(StorageAccount::azurite(azurite_port()), &table, RetryPolicy::default()).unwrap().list_tables().await.unwrap();
     for name in [table.clone(), format!("{table}Customers"), format!("{table}Notify")] {
         assert!(tables.contains(&name), "{name} listed");
     }

@@ -545,7 +545,7 @@ fn closed_storage_state() -> AppState {
                 ("STORAGE_RETRY_SECONDS", "0"),
             ];
             let settings = Settings::from_map(&env.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).expect("settings");
-            let store = TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry).expect("table client");
+            let store: marketplace_leads::store::SharedTable = Arc::new(TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry).expect("table client"));
             let notifier = Arc::new(Notifier::new(&settings, store.clone()).expect("notifier"));
             AppState { store, notifier, kick: None }
         })

@@ -65,7 +65,7 @@ fn dribble(mut writer: tokio::net::tcp::OwnedWriteHalf) -> tokio::task::JoinHand
 }
 
 async fn rows(table: &str) -> usize {
-    table_client(table).query(None, None, usize::MAX).await.map(|r| r.len()).unwrap_or(0)
+    table_client(table).query(&marketplace_leads::store::Query::all(), usize::MAX).await.map(|r| r.len()).unwrap_or(0)
 }
 
 fn pid_status(h: &Handler, field: &str) -> u64 {

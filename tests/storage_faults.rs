@@ -12,7 +12,7 @@ use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 
 async fn rows(table: &str) -> Vec<serde_json::Map<String, Value>> {
-    table_client(table).query(None, None, usize::MAX).await.unwrap()
+    table_client(table).query(&marketplace_leads::store::Query::all(), usize::MAX).await.unwrap()
 }
 
 fn lead(i: usize) -> String {

@@ -21,7 +21,7 @@ use axum::Router;
 use secrecy::SecretString;
 
 use crate::notify::Notifier;
-use crate::store::TableClient;
+use crate::store::SharedTable;
 
 /// How the binary runs.
 pub enum Mode {
@@ -34,7 +34,7 @@ pub enum Mode {
 /// What every request handler needs.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: TableClient,
+    pub store: SharedTable,
     pub notifier: Arc<Notifier>,
     /// Wakes the in-process LeadNotify run after a lead is stored (`NOTIFY_IMMEDIATE`).
     pub kick: Option<Arc<tokio::sync::Notify>>,
@@ -86,7 +86,7 @@ mod tests {
                 .to_string(),
         )];
         let settings = crate::settings::Settings::from_map(&env.into_iter().collect()).unwrap();
-        let store = TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry).unwrap();
+        let store: SharedTable = Arc::new(crate::store::MemoryTable::new(&settings.table, crate::clock::Clock::System));
         let notifier = Arc::new(Notifier::new(&settings, store.clone()).unwrap());
         AppState { store, notifier, kick: None }
     }

@@ -196,13 +196,13 @@ pub fn lease_for(send_timeout: std::time::Duration, storage: &RetryPolicy) -> st
 }
 
 /// The columns a poll needs to decide which rows have work, for the given channels.
-pub fn scan_columns(channels: &[Channel]) -> String {
+pub fn scan_columns(channels: &[Channel]) -> Vec<String> {
     let mut select = vec!["PartitionKey".to_string(), "RowKey".to_string(), LEASE_COLUMN.to_string()];
     for ch in channels {
         select.push(ch.column(Column::State));
         select.push(ch.column(Column::NextAttempt));
     }
-    select.join(",")
+    select
 }
 
 /// The stable id of a lead's notifications (`webhook-id`, e-mail Message-ID).

@@ -34,11 +34,11 @@ use super::email::{deliver, smtp_transport};
 use super::report::PollReport;
 use super::retry::retry_delay;
 use super::transport::{DeliveryError, SendOutcome};
-use crate::entity::{get_datetime, get_str, odata_string, put_datetime, Entity};
+use crate::entity::{get_datetime, get_str, put_datetime, Entity};
 use crate::lead::{partition_key_for, Lead};
 use crate::schedule::Schedule;
 use crate::settings::Settings;
-use crate::store::{StoreError, TableClient};
+use crate::store::{Filter, Op, Query, SharedTable, StoreError};
 use crate::text::hex;
 
 /// The state rows' partition in `<LEADS_TABLE>Notify`.
@@ -100,8 +100,8 @@ impl DigestRow {
 
 /// The digest job, held by the [`Notifier`](super::Notifier).
 pub struct Digest {
-    leads: TableClient,
-    state: TableClient,
+    leads: SharedTable,
+    state: SharedTable,
     schedule: Schedule,
     /// A period's digest is sent this long after its tick, not at once (see `DigestSettings`).
     delay: chrono::Duration,
@@ -116,7 +116,7 @@ pub struct Digest {
 impl Digest {
     /// `None` when the digest is off (or its relay cannot be set up: logged as an ERROR naming
     /// the setting, and the rest of LeadNotify runs on, as with a misconfigured channel).
-    pub fn new(settings: &Settings, leads: &TableClient, state: &TableClient) -> Option<Self> {
+    pub fn new(settings: &Settings, leads: &SharedTable, state: &SharedTable) -> Option<Self> {
         let cfg = settings.channels.digest.as_ref()?;
         let built = smtp_transport(&cfg.email, settings.send_timeout).and_then(|transport| {
             let from = cfg.email.from.parse().map_err(|_| "NOTIFY_EMAIL_FROM is not an address".to_string())?;
@@ -164,13 +164,10 @@ impl Digest {
         // Only the rows this run may act on: this period's and the previous one's, and any still
         // pending. A frequent schedule (every minute) makes thousands of rows a month; they stay
         // on the server.
-        let filter = format!(
-            "PartitionKey eq {pk} and RowKey ge {since} and (RowKey ge {prev} or State eq 'pending')",
-            pk = odata_string(DIGEST_PK),
-            since = odata_string(&since),
-            prev = odata_string(&row_key(previous_tick.unwrap_or(end))),
-        );
-        let rows: Vec<DigestRow> = self.state.query(Some(&filter), None, usize::MAX).await?.iter().filter_map(DigestRow::read).collect();
+        let filter = Filter::eq("PartitionKey", DIGEST_PK)
+            .and(Filter::text("RowKey", Op::Ge, &since))
+            .and(Filter::text("RowKey", Op::Ge, &row_key(previous_tick.unwrap_or(end))).or(Filter::eq("State", "pending")));
+        let rows: Vec<DigestRow> = self.state.query(&Query::filter(filter), usize::MAX).await?.iter().filter_map(DigestRow::read).collect();
 
         let mut todo: Vec<DigestRow> = Vec::new();
         if !rows.iter().any(|r| r.end == end) {
@@ -178,13 +175,12 @@ impl Digest {
             if last_digest.is_none() {
                 // The previous tick got no digest (downtime, or a first deployment): where did
                 // the last one end? Read once per such tick, keys only.
-                let filter = format!(
-                    "PartitionKey eq {} and RowKey ge {} and RowKey lt {}",
-                    odata_string(DIGEST_PK),
-                    odata_string(&since),
-                    odata_string(&row_key(end))
-                );
-                let keys = self.state.query(Some(&filter), Some("PartitionKey,RowKey"), usize::MAX).await?;
+                let filter = Filter::eq("PartitionKey", DIGEST_PK).and(Filter::text("RowKey", Op::Ge, &since)).and(Filter::text(
+                    "RowKey",
+                    Op::Lt,
+                    &row_key(end),
+                ));
+                let keys = self.state.query(&Query::filter(filter).select(&["PartitionKey", "RowKey"]), usize::MAX).await?;
                 last_digest = keys
                     .iter()
                     .filter_map(|e| DateTime::parse_from_rfc3339(get_str(e, "RowKey")).ok())
@@ -211,12 +207,10 @@ impl Digest {
     /// start of the period whose tick has not yet come round (the latest tick, less the delay).
     pub async fn needs_leads_since(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
         let open = self.schedule.last_at_or_before(now - self.delay).unwrap_or(now);
-        let filter = format!(
-            "PartitionKey eq {} and RowKey ge {} and State eq 'pending'",
-            odata_string(DIGEST_PK),
-            odata_string(&row_key(now - chrono::Duration::days(MAX_PERIOD_DAYS as i64 + 1)))
-        );
-        let pending = self.state.query(Some(&filter), None, usize::MAX).await?;
+        let filter = Filter::eq("PartitionKey", DIGEST_PK)
+            .and(Filter::text("RowKey", Op::Ge, &row_key(now - chrono::Duration::days(MAX_PERIOD_DAYS as i64 + 1))))
+            .and(Filter::eq("State", "pending"));
+        let pending = self.state.query(&Query::filter(filter), usize::MAX).await?;
         Ok(pending.iter().filter_map(DigestRow::read).map(|r| r.start).fold(open, DateTime::min))
     }
 
@@ -368,8 +362,7 @@ impl Digest {
         let mut leads: Vec<Lead> = Vec::new();
         let mut date = first;
         while date <= last {
-            let filter = format!("PartitionKey eq {}", odata_string(&partition_key_for(date)));
-            for e in self.leads.query(Some(&filter), None, usize::MAX).await? {
+            for e in self.leads.query(&Query::partition(&partition_key_for(date)), usize::MAX).await? {
                 let lead = Lead::from_entity(&e);
                 if lead.created.is_some_and(|t| t > start && t <= end) && !lead.is_test() {
                     leads.push(lead);
@@ -384,7 +377,7 @@ impl Digest {
     /// Stable per period and table: a repeat after a crash carries the same id, so a mail
     /// client or archive can drop it.
     fn message_id(&self, end: DateTime<Utc>) -> String {
-        let digest = Sha256::digest(format!("{}\n{}", self.leads.table_name(), row_key(end)).as_bytes());
+        let digest = Sha256::digest(format!("{}\n{}", self.leads.name(), row_key(end)).as_bytes());
         format!("<digest_{}@marketplace-leads>", hex(&digest[..12]))
     }
 

@@ -10,9 +10,9 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 
 use super::delivery::notification_id;
-use crate::entity::{get_datetime, get_str, odata_string, put_datetime, Entity};
+use crate::entity::{get_datetime, get_str, put_datetime, Entity};
 use crate::lead::{CustomerId, Lead};
-use crate::store::{StoreError, TableClient};
+use crate::store::{Query, SharedTable, StoreError};
 
 /// Earlier leads shown in a notification at most (the count still says how many there are).
 pub const MAX_HISTORY: usize = 5;
@@ -40,13 +40,13 @@ pub struct CustomerStory {
 
 #[derive(Clone)]
 pub struct Journey {
-    customers: TableClient,
+    customers: SharedTable,
 }
 
 impl Journey {
     /// The index beside the lead table `leads`.
-    pub fn new(leads: &TableClient) -> Self {
-        Journey { customers: leads.with_table(&Self::table_name(leads.table_name())) }
+    pub fn new(leads: &SharedTable) -> Self {
+        Journey { customers: leads.with_table(&Self::table_name(leads.name())) }
     }
 
     pub fn table_name(leads_table: &str) -> String {
@@ -119,12 +119,11 @@ impl Journey {
 
     /// Every index entry of a customer (for `leads forget`).
     pub async fn entries(&self, customer: &CustomerId) -> Result<Vec<Entity>, StoreError> {
-        let filter = format!("PartitionKey eq {}", odata_string(customer.as_str()));
-        self.customers.query(Some(&filter), None, usize::MAX).await
+        self.customers.query(&Query::partition(customer.as_str()), usize::MAX).await
     }
 
     /// The index's table client (for deletions by `leads forget` and retention).
-    pub fn table(&self) -> &TableClient {
+    pub fn table(&self) -> &SharedTable {
         &self.customers
     }
 }

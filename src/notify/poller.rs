@@ -42,10 +42,10 @@ use super::report::PollReport;
 use super::retention::Retention;
 use super::retry::retry_delay;
 use super::transport::SendOutcome;
-use crate::entity::{get_datetime, get_str, odata_string, put_datetime, Entity};
+use crate::entity::{get_datetime, get_str, put_datetime, Entity};
 use crate::lead::{partition_key_for, CustomerId, Lead};
 use crate::settings::Settings;
-use crate::store::{StoreError, TableClient};
+use crate::store::{Filter, Op, Query, SharedTable, StoreError};
 
 /// Leads handled by one run at most; the rest wait for the next tick.
 const MAX_LEADS_PER_RUN: usize = 200;
@@ -68,8 +68,8 @@ const SWEEP_RK: &str = "sweep";
 
 /// The notifier's own small table beside the lead table, `<LEADS_TABLE>Notify`: the cursors, the
 /// digest periods, the retention's last run.
-pub fn state_table(leads: &TableClient) -> TableClient {
-    leads.with_table(&format!("{}Notify", leads.table_name()))
+pub fn state_table(leads: &SharedTable) -> SharedTable {
+    leads.with_table(&format!("{}Notify", leads.name()))
 }
 
 /// A row the scan found with at least one watched channel still pending.
@@ -118,9 +118,9 @@ enum LeadOutcome {
 
 /// The LeadNotify job.
 pub struct Notifier {
-    leads: TableClient,
+    leads: SharedTable,
     /// The notifier's own small table (`<LEADS_TABLE>Notify`): the cursors.
-    state: TableClient,
+    state: SharedTable,
     channels: Channels,
     /// Sendable channels plus misconfigured ones, whose leads must stay pending (unfinished)
     /// until the setting is fixed.
@@ -140,7 +140,7 @@ pub struct Notifier {
 
 impl Notifier {
     /// `leads` should be a client of its own, so its transaction count is this job's alone.
-    pub fn new(settings: &Settings, leads: TableClient) -> Result<Self, String> {
+    pub fn new(settings: &Settings, leads: SharedTable) -> Result<Self, String> {
         let channels = Channels::new(&settings.channels, settings.send_timeout)?;
         let watched = Channel::watched(&settings.channels);
         let state = state_table(&leads);
@@ -358,8 +358,8 @@ impl Notifier {
 
     /// The unfinished rows of one date partition.
     async fn scan_partition(&self, date: NaiveDate, now: DateTime<Utc>, report: &mut PollReport) -> Result<Vec<ScanRow>, StoreError> {
-        let filter = format!("PartitionKey eq {}", odata_string(&partition_key_for(date)));
-        let rows = self.leads.query(Some(&filter), Some(&self.scan_select()), usize::MAX).await?;
+        let query = Query::partition(&partition_key_for(date)).select(&self.scan_select());
+        let rows = self.leads.query(&query, usize::MAX).await?;
         report.partitions_read += 1;
         report.rows_read += rows.len() as u32;
         Ok(rows.iter().filter_map(|row| self.unfinished_row(row, Some(date), now)).collect())
@@ -367,19 +367,20 @@ impl Notifier {
 
     /// The unfinished rows written since `from`, whatever their keys.
     async fn sweep(&self, from: DateTime<Utc>, now: DateTime<Utc>, report: &mut PollReport) -> Result<Vec<ScanRow>, StoreError> {
-        let filter = format!("Timestamp ge datetime'{}'", from.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-        let select = format!("{},Timestamp", self.scan_select());
-        let rows = self.leads.query(Some(&filter), Some(&select), usize::MAX).await?;
+        let mut select = self.scan_select();
+        select.push("Timestamp".into());
+        let rows = self.leads.query(&Query::filter(Filter::time("Timestamp", Op::Ge, from)).select(&select), usize::MAX).await?;
         report.sweep_rows_read += rows.len() as u32;
         Ok(rows.iter().filter_map(|row| self.unfinished_row(row, None, now)).collect())
     }
 
     /// The columns a scan reads: the channels' state, and what indexing needs when the journey is on.
-    fn scan_select(&self) -> String {
-        match &self.journey {
-            Some(_) => format!("{},{JOURNEY_COLUMNS}", scan_columns(&self.watched)),
-            None => scan_columns(&self.watched),
+    fn scan_select(&self) -> Vec<String> {
+        let mut select = scan_columns(&self.watched);
+        if self.journey.is_some() {
+            select.extend(JOURNEY_COLUMNS.split(',').map(str::to_string));
         }
+        select
     }
 
     fn unfinished_row(&self, row: &Entity, date: Option<NaiveDate>, now: DateTime<Utc>) -> Option<ScanRow> {

@@ -33,7 +33,7 @@ use super::report::PollReport;
 use crate::entity::{get_datetime, get_str, put_datetime, Entity};
 use crate::lead::{date_of_partition_key, Lead};
 use crate::settings::Settings;
-use crate::store::{StoreError, TableClient};
+use crate::store::{Filter, Op, Query, SharedTable, StoreError};
 
 const STATE_PK: &str = "cursor";
 const STATE_RK: &str = "retention";
@@ -42,8 +42,8 @@ const EVERY: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// The retention job, held by the [`Notifier`](super::Notifier).
 pub struct Retention {
-    leads: TableClient,
-    state: TableClient,
+    leads: SharedTable,
+    state: SharedTable,
     index: Journey,
     days: u32,
     /// The notifier's watched channels: a lead pending on one of them still has a notification
@@ -53,7 +53,7 @@ pub struct Retention {
 
 impl Retention {
     /// `None` when `LEADS_RETENTION_DAYS` is unset (leads are kept forever).
-    pub fn new(settings: &Settings, leads: &TableClient, state: &TableClient, watched: &[Channel]) -> Option<Self> {
+    pub fn new(settings: &Settings, leads: &SharedTable, state: &SharedTable, watched: &[Channel]) -> Option<Self> {
         let days = settings.retention_days?;
         Some(Retention { leads: leads.clone(), state: state.clone(), index: Journey::new(leads), days, watched: watched.to_vec() })
     }
@@ -78,7 +78,7 @@ impl Retention {
             Some(digest) => by_age.min(digest.needs_leads_since(now).await?),
             None => by_age,
         };
-        let rows = self.leads.query(None, None, usize::MAX).await?;
+        let rows = self.leads.query(&Query::all(), usize::MAX).await?;
 
         let mut remaining: HashSet<(String, String)> = HashSet::new();
         let mut doomed: Vec<(String, String, Option<String>)> = Vec::new();
@@ -97,9 +97,12 @@ impl Retention {
 
         // Index entries of old leads, by their own creation time (the index copies the lead's),
         // so entries whose lead is already gone are found too.
-        let filter = format!("CreatedTime lt datetime'{}'", cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-        let old_entries =
-            self.index.table().query(Some(&filter), Some("PartitionKey,RowKey,LeadPartitionKey,LeadRowKey"), usize::MAX).await?;
+        let filter = Filter::time("CreatedTime", Op::Lt, cutoff);
+        let old_entries = self
+            .index
+            .table()
+            .query(&Query::filter(filter).select(&["PartitionKey", "RowKey", "LeadPartitionKey", "LeadRowKey"]), usize::MAX)
+            .await?;
         let mut entries: HashMap<(String, String), (String, String)> = HashMap::new();
         for e in &old_entries {
             let lead = (get_str(e, "LeadPartitionKey").to_string(), get_str(e, "LeadRowKey").to_string());

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::account::{Credential, StorageAccount};
 use super::retry::RetryPolicy;
+use super::table::{Continuation, Page, Query, SharedTable, Table};
 use super::StoreError;
 use crate::entity::{get_str, Entity};
 use crate::net::describe_reqwest;
@@ -42,20 +43,6 @@ impl TableClient {
             .build()
             .map_err(|e| StoreError::Unavailable(format!("cannot build the HTTP client: {}", describe_reqwest(&e))))?;
         Ok(TableClient { http, account: Arc::new(account), table: table.to_string(), transactions: Arc::default(), retry })
-    }
-
-    /// The same account, another table (the notifier's small state table).
-    pub fn with_table(&self, table: &str) -> Self {
-        TableClient { table: table.to_string(), ..self.clone() }
-    }
-
-    pub fn table_name(&self) -> &str {
-        &self.table
-    }
-
-    /// Requests sent so far by this client and its clones (the benchmark's "transactions").
-    pub fn transactions(&self) -> u64 {
-        self.transactions.load(Ordering::Relaxed)
     }
 
     /// Creates the table; an existing table is success (so a retry whose first attempt landed
@@ -240,40 +227,24 @@ impl TableClient {
         Ok((body.value.into_iter().map(|t| t.name).collect(), next))
     }
 
-    /// Runs a query, following continuation tokens (an empty page may still carry one), up to
-    /// `limit` entities. A missing table reads as empty. Each page is retried on its own, so a
-    /// blip midway does not start the scan over.
-    pub async fn query(&self, filter: Option<&str>, select: Option<&str>, limit: usize) -> Result<Vec<Entity>, StoreError> {
-        let mut entities = Vec::new();
-        let mut next: Option<Continuation> = None;
-        loop {
-            let from = next.as_ref();
-            let Some(page) = self.retry.run("query", |_| self.query_page(filter, select, from)).await? else {
-                return Ok(entities);
-            };
-            entities.extend(page.entities);
-            match page.next {
-                Some(c) if entities.len() < limit => next = Some(c),
-                _ => break,
-            }
-        }
-        entities.truncate(limit);
-        Ok(entities)
+    /// One page of a query, retried on its own so a blip midway does not start a scan over;
+    /// an empty page when the table does not exist.
+    async fn query_page_retried(&self, query: &Query, from: Option<&Continuation>) -> Result<Page, StoreError> {
+        let page = self.retry.run("query", |_| self.query_page_once(query, from)).await?;
+        Ok(page.unwrap_or(Page { entities: Vec::new(), next: None }))
     }
 
     /// One page of a query; `None` when the table does not exist.
-    async fn query_page(
-        &self,
-        filter: Option<&str>,
-        select: Option<&str>,
-        from: Option<&Continuation>,
-    ) -> Result<Option<Page>, StoreError> {
+    async fn query_page_once(&self, query: &Query, from: Option<&Continuation>) -> Result<Option<Page>, StoreError> {
         let mut params: Vec<(&str, String)> = Vec::new();
-        if let Some(f) = filter {
-            params.push(("$filter", f.to_string()));
+        if let Some(f) = &query.filter {
+            params.push(("$filter", f.to_odata()));
         }
-        if let Some(s) = select {
-            params.push(("$select", s.to_string()));
+        if let Some(s) = query.select_text() {
+            params.push(("$select", s));
+        }
+        if let Some(n) = query.page_size {
+            params.push(("$top", n.min(1000).to_string()));
         }
         if let Some(c) = from {
             params.push(("NextPartitionKey", c.partition_key.clone()));
@@ -356,17 +327,6 @@ impl TableClient {
     }
 }
 
-/// Where the next page of a query starts.
-struct Continuation {
-    partition_key: String,
-    row_key: Option<String>,
-}
-
-struct Page {
-    entities: Vec<Entity>,
-    next: Option<Continuation>,
-}
-
 fn entity_path(table: &str, pk: &str, rk: &str) -> String {
     let quote = |k: &str| utf8_percent_encode(&k.replace('\'', "''"), KEY_ENCODE).to_string();
     format!("{table}(PartitionKey='{}',RowKey='{}')", quote(pk), quote(rk))
@@ -402,6 +362,49 @@ async fn error_from(resp: reqwest::Response) -> StoreError {
         return StoreError::Unavailable(format!("{status} {code}"));
     }
     StoreError::Rejected { status: status.as_u16(), code, message }
+}
+
+#[async_trait::async_trait]
+impl Table for TableClient {
+    fn name(&self) -> &str {
+        &self.table
+    }
+
+    fn with_table(&self, table: &str) -> SharedTable {
+        Arc::new(TableClient { table: table.to_string(), ..self.clone() })
+    }
+
+    fn transactions(&self) -> u64 {
+        self.transactions.load(Ordering::Relaxed)
+    }
+
+    async fn create_table(&self) -> Result<(), StoreError> {
+        TableClient::create_table(self).await
+    }
+
+    async fn insert(&self, entity: &Entity) -> Result<(), StoreError> {
+        TableClient::insert(self, entity).await
+    }
+
+    async fn get(&self, pk: &str, rk: &str) -> Result<Option<(Entity, String)>, StoreError> {
+        TableClient::get(self, pk, rk).await
+    }
+
+    async fn remove(&self, pk: &str, rk: &str) -> Result<bool, StoreError> {
+        TableClient::remove(self, pk, rk).await
+    }
+
+    async fn merge(&self, pk: &str, rk: &str, props: &Entity, etag: &str) -> Result<String, StoreError> {
+        TableClient::merge(self, pk, rk, props, etag).await
+    }
+
+    async fn upsert(&self, entity: &Entity) -> Result<(), StoreError> {
+        TableClient::upsert(self, entity).await
+    }
+
+    async fn query_page(&self, query: &Query, from: Option<&Continuation>) -> Result<Page, StoreError> {
+        self.query_page_retried(query, from).await
+    }
 }
 
 #[cfg(test)]

@@ -9,17 +9,23 @@
 //! - [`account`]: connection strings and request signing.
 //! - [`client`]: the REST calls.
 //! - [`token`]: Entra ID tokens for keyless accounts.
+//! - [`table`]: the [`Table`] trait every caller uses, typed queries and paging.
+//! - [`memory`]: the in-memory table the logic tests run against.
 //! - [`retry`]: how a call rides out transient failures (bounded, jittered backoff).
 
 pub mod account;
 pub mod client;
+pub mod memory;
 pub mod retry;
+pub mod table;
 pub mod token;
 
 pub use crate::entity::Entity;
 pub use account::StorageAccount;
 pub use client::TableClient;
+pub use memory::MemoryTable;
 pub use retry::RetryPolicy;
+pub use table::{Continuation, Filter, Op, Pages, Query, SharedTable, Table};
 
 /// What a table call came to, when it is not success. Callers branch on these.
 #[derive(Debug, thiserror::Error)]

@@ -6,17 +6,17 @@ use std::io::Write;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::entity::{get_datetime, get_str, odata_string, Entity};
+use crate::entity::{get_datetime, get_str, Entity};
 use crate::notify::digest::{row_key, DIGEST_PK};
 use crate::notify::digest_message::MAX_PERIOD_DAYS;
-use crate::store::{StoreError, TableClient};
+use crate::store::{Filter, Op, Query, SharedTable, StoreError};
 use crate::text::one_line;
 
 /// The digest rows of the last [`MAX_PERIOD_DAYS`] days, oldest first (keys sort as times).
-pub async fn read_recent(state: &TableClient, now: DateTime<Utc>) -> Result<Vec<Entity>, StoreError> {
+pub async fn read_recent(state: &SharedTable, now: DateTime<Utc>) -> Result<Vec<Entity>, StoreError> {
     let since = row_key(now - Duration::days(MAX_PERIOD_DAYS as i64));
-    let filter = format!("PartitionKey eq {} and RowKey ge {}", odata_string(DIGEST_PK), odata_string(&since));
-    state.query(Some(&filter), None, usize::MAX).await
+    let filter = Filter::eq("PartitionKey", DIGEST_PK).and(Filter::text("RowKey", Op::Ge, &since));
+    state.query(&Query::filter(filter), usize::MAX).await
 }
 
 /// Nothing when the digest is off and has no rows.

@@ -27,7 +27,7 @@ use crate::lead::{action_label, CustomerId, Lead};
 use crate::notify::delivery::notification_id;
 use crate::notify::journey::Journey;
 use crate::notify::poller::state_table;
-use crate::store::{StoreError, TableClient};
+use crate::store::{Query, SharedTable, StoreError};
 use crate::text::{one_line, truncate_chars};
 
 /// What forgetting one address removes.
@@ -88,18 +88,18 @@ pub fn contains_address(text: &str, address: &str) -> bool {
 }
 
 /// Reads everything that names `email`. Nothing is changed.
-pub async fn plan(leads: &TableClient, email: &str) -> Result<ForgetPlan, String> {
+pub async fn plan(leads: &SharedTable, email: &str) -> Result<ForgetPlan, String> {
     let address = normalise_email(email).ok_or_else(|| format!("`{}` is not an e-mail address", one_line(email)))?;
     let customer = CustomerId::for_email(&address).ok_or_else(|| "not an e-mail address".to_string())?;
-    let store_error = |e: StoreError| format!("reading {}: {e}", leads.table_name());
-    let rows = leads.query(None, None, usize::MAX).await.map_err(store_error)?;
+    let store_error = |e: StoreError| format!("reading {}: {e}", leads.name());
+    let rows = leads.query(&Query::all(), usize::MAX).await.map_err(store_error)?;
     let matched: Vec<Entity> = rows.into_iter().filter(|r| names(r, &address)).collect();
 
     let journey = Journey::new(leads);
     let mut index_entries: Vec<(String, String)> = journey
         .entries(&customer)
         .await
-        .map_err(|e| format!("reading {}: {e}", journey.table().table_name()))?
+        .map_err(|e| format!("reading {}: {e}", journey.table().name()))?
         .iter()
         .map(|e| (get_str(e, "PartitionKey").to_string(), get_str(e, "RowKey").to_string()))
         .collect();
@@ -115,9 +115,9 @@ pub async fn plan(leads: &TableClient, email: &str) -> Result<ForgetPlan, String
 
     let state = state_table(leads);
     let state_rows = state
-        .query(None, None, usize::MAX)
+        .query(&Query::all(), usize::MAX)
         .await
-        .map_err(|e| format!("reading {}: {e}", state.table_name()))?
+        .map_err(|e| format!("reading {}: {e}", state.name()))?
         .iter()
         .filter_map(|r| {
             let props: Vec<String> = matching_properties(r, &address).into_iter().filter(|p| !p.starts_with("odata.")).collect();
@@ -162,7 +162,7 @@ pub struct Removed {
 /// Removes what `plan` lists. Lead rows first, then the index: a notifier run that indexed one
 /// of these leads meanwhile is caught by re-reading the customer's partition at the end.
 /// Running forget again after a failure finishes the job (every step is idempotent).
-pub async fn execute(leads: &TableClient, plan: &ForgetPlan) -> Result<Removed, StoreError> {
+pub async fn execute(leads: &SharedTable, plan: &ForgetPlan) -> Result<Removed, StoreError> {
     let mut removed = Removed::default();
     for row in &plan.leads {
         removed.leads += usize::from(leads.remove(get_str(row, "PartitionKey"), get_str(row, "RowKey")).await?);
@@ -186,9 +186,9 @@ pub async fn execute(leads: &TableClient, plan: &ForgetPlan) -> Result<Removed, 
 }
 
 /// The command: plan, show, confirm (unless `yes`), remove, report.
-pub async fn forget(leads: &TableClient, email: &str, yes: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+pub async fn forget(leads: &SharedTable, email: &str, yes: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let plan = plan(leads, email).await.map_err(anyhow::Error::msg)?;
-    print_plan(&plan, leads.table_name(), out)?;
+    print_plan(&plan, leads.name(), out)?;
     if plan.total() == 0 {
         writeln!(out, "Nothing names this address; nothing removed.")?;
         return Ok(());

@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::entity::{get_str, Entity};
 use crate::lead::Lead;
-use crate::store::{StoreError, TableClient};
+use crate::store::{Query, SharedTable, StoreError};
 
 /// Filters for `leads list` and `leads export`.
 #[derive(Debug, Default, Clone)]
@@ -35,8 +35,8 @@ pub fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// Reads every lead row, newest first, filtered.
-pub async fn read_leads(store: &TableClient, filter: &LeadFilter) -> Result<Vec<StoredLead>, StoreError> {
-    let rows = store.query(None, None, usize::MAX).await?;
+pub async fn read_leads(store: &SharedTable, filter: &LeadFilter) -> Result<Vec<StoredLead>, StoreError> {
+    let rows = store.query(&Query::all(), usize::MAX).await?;
     let leads: Vec<StoredLead> = rows
         .into_iter()
         .map(|e| StoredLead {

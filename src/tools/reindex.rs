@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use super::query::StoredLead;
 use crate::lead::CustomerId;
 use crate::notify::journey::Journey;
-use crate::store::{StoreError, TableClient};
+use crate::store::{SharedTable, StoreError};
 
 /// Index writes in flight at once: quick on a big table, gentle on the account.
 const CONCURRENT_WRITES: usize = 16;
@@ -27,7 +27,7 @@ pub struct Reindexed {
 }
 
 /// Indexes every lead of `all` that links to a customer.
-pub async fn reindex(store: &TableClient, all: &[StoredLead]) -> Result<Reindexed, StoreError> {
+pub async fn reindex(store: &SharedTable, all: &[StoredLead]) -> Result<Reindexed, StoreError> {
     let journey = Journey::new(store);
     let linked: Vec<(CustomerId, &StoredLead)> = all.iter().filter_map(|l| l.lead.customer_id().map(|c| (c, l))).collect();
     let leads = linked.iter().map(|(customer, l)| (customer, &l.lead, l.partition_key.as_str(), l.row_key.as_str())).collect();

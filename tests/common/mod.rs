@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
 pub use marketplace_leads::store::account::azurite_connection_string;
-use marketplace_leads::store::{RetryPolicy, StorageAccount, TableClient};
+use marketplace_leads::store::{RetryPolicy, SharedTable, StorageAccount, TableClient};
 use serde_json::{json, Value};
 
 fn env_port(name: &str) -> u16 {
@@ -37,8 +37,8 @@ pub fn unique_table() -> String {
     format!("Leads{}", uuid::Uuid::new_v4().simple())
 }
 
-pub fn table_client(table: &str) -> TableClient {
-    TableClient::new(StorageAccount::azurite(azurite_port()), table, RetryPolicy::default()).expect("table client")
+pub fn table_client(table: &str) -> SharedTable {
+    Arc::new(TableClient::new(StorageAccount::azurite(azurite_port()), table, RetryPolicy::default()).expect("table client"))
 }
 
 pub fn free_port() -> u16 {

@@ -8,8 +8,10 @@ use anyhow::Context as _;
 use chrono::Utc;
 use tokio::net::TcpListener;
 
+use crate::channel_id::ChannelId;
 use crate::http::server::{self, Limits};
 use crate::http::{app, AppState, Mode};
+use crate::notify::new_leads::NewLeads;
 use crate::notify::Notifier;
 use crate::schedule::Schedule;
 use crate::settings::Settings;
@@ -34,10 +36,10 @@ impl Application {
             Notifier::new(settings, Arc::new(TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?))
                 .map_err(anyhow::Error::msg)?;
         for bad in &settings.channels.misconfigured {
-            if bad.channel == "Digest" {
-                tracing::error!(channel = bad.channel, error = %bad.error, "digest disabled until the setting is fixed (leads and the other channels are unaffected)");
+            if bad.channel == ChannelId::Digest {
+                tracing::error!(channel = bad.channel.name(), error = %bad.error, "digest disabled until the setting is fixed (leads and the other channels are unaffected)");
             } else {
-                tracing::error!(channel = bad.channel, error = %bad.error, "notification channel disabled: its leads stay pending until the setting is fixed (LeadIngest runs as usual)");
+                tracing::error!(channel = bad.channel.name(), error = %bad.error, "notification channel disabled: its leads stay pending until the setting is fixed (LeadIngest runs as usual)");
             }
         }
         if notifier.channels().is_empty() && settings.channels.is_empty() {
@@ -56,7 +58,7 @@ impl Application {
             };
             tracing::error!(error = %e, "{effect}");
         }
-        let kick = settings.immediate.then(|| Arc::new(tokio::sync::Notify::new()));
+        let kick = settings.immediate.then(|| Arc::new(NewLeads::default()));
         let state = AppState { store, notifier: Arc::new(notifier), kick };
         let limits = match mode {
             Mode::Host => Limits::host(),
@@ -97,10 +99,10 @@ impl Application {
 /// LeadNotify at once after LeadIngest stored a lead (in both modes: under the host too, the
 /// handler process lives on between invocations). The timer stays the safety net for what this
 /// misses: other instances, Microsoft-written rows, a process that stops.
-async fn notify_after_ingest(notifier: Arc<Notifier>, kick: Arc<tokio::sync::Notify>) {
+async fn notify_after_ingest(notifier: Arc<Notifier>, new_leads: Arc<NewLeads>) {
     loop {
-        kick.notified().await;
-        notifier.run_after_ingest().await;
+        let keys = new_leads.take().await;
+        notifier.deliver_new(keys).await;
     }
 }
 

@@ -14,6 +14,7 @@
 //! - [`entity`], [`net`], [`text`]: small shared pieces at the bottom.
 
 pub mod app;
+pub mod channel_id;
 pub mod clock;
 pub mod entity;
 pub mod http;

@@ -12,8 +12,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use marketplace_leads::app::Application;
 use marketplace_leads::http::server::Limits;
 use marketplace_leads::http::Mode;
-use marketplace_leads::notify::poller::state_table;
-use marketplace_leads::notify::{Channel, Notifier};
+use marketplace_leads::notify::lead_state::configured;
+use marketplace_leads::notify::notify_table::NotifyTable;
+use marketplace_leads::notify::Notifier;
 use marketplace_leads::settings::{Settings, SETTINGS};
 use marketplace_leads::store::{SharedTable, TableClient};
 use marketplace_leads::tools::{self, digest_status, export, forget, list, status, test_lead, LeadFilter};
@@ -285,8 +286,13 @@ async fn leads(settings: &Settings, command: LeadsCommand) -> anyhow::Result<()>
             let all = LeadFilter { include_tests: true, ..Default::default() };
             let leads = tools::read_leads(&store, &all).await?;
             let channels = &settings.channels;
-            status::print_status(&leads, &Channel::watched(channels), &channels.misconfigured, &mut stdout.lock())?;
-            let digests = digest_status::read_recent(&state_table(&store), chrono::Utc::now()).await?;
+            status::print_status(
+                &leads,
+                &marketplace_leads::notify::lead_state::watched(channels),
+                &channels.misconfigured,
+                &mut stdout.lock(),
+            )?;
+            let digests = digest_status::read_recent(NotifyTable::beside(&store).table(), chrono::Utc::now()).await?;
             digest_status::print_digest_status(&digests, channels.digest.is_some(), &mut stdout.lock())?;
         }
         LeadsCommand::Reindex => {
@@ -340,7 +346,7 @@ fn print_channel_status() {
     match Settings::from_env() {
         Err(e) => println!("Current environment: {e}"),
         Ok(settings) => {
-            let on: Vec<&str> = Channel::configured(&settings.channels).iter().map(|c| c.name()).collect();
+            let on: Vec<&str> = configured(&settings.channels).iter().map(|c| c.name()).collect();
             println!("Current environment: channels on: {}", if on.is_empty() { "none".to_string() } else { on.join(", ") });
             for e in &settings.ignored {
                 println!("  {} MISCONFIGURED: {e} (LeadNotify uses the default until this is fixed)", e.name);

@@ -24,7 +24,7 @@ use marketplace_leads::ingest::{prepare, IngestError, MAX_BODY_BYTES};
 use marketplace_leads::lead::charset::{self, Body};
 use marketplace_leads::lead::{DedupeKey, Lead};
 use marketplace_leads::notify::message::LeadMessage;
-use marketplace_leads::notify::retry::parse_retry_after;
+use marketplace_leads::notify::retry_schedule::parse_retry_after;
 use marketplace_leads::notify::Notifier;
 use marketplace_leads::schedule::Schedule;
 use marketplace_leads::settings::Settings;

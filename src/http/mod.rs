@@ -37,17 +37,16 @@ pub struct AppState {
     pub store: SharedTable,
     pub notifier: Arc<Notifier>,
     /// Wakes the in-process LeadNotify run after a lead is stored (`NOTIFY_IMMEDIATE`).
-    pub kick: Option<Arc<tokio::sync::Notify>>,
+    pub kick: Option<Arc<crate::notify::new_leads::NewLeads>>,
 }
 
 impl AppState {
-    /// Stores one lead and, when it is new, wakes the notifier. `Notify` keeps one permit, so a
-    /// burst of leads wakes it once more at most: the runs coalesce.
+    /// Stores one lead and, when it is new, hands its key to the immediate path.
     pub async fn ingest(&self, body: &[u8], content_type: Option<&str>) -> Result<crate::ingest::Stored, crate::ingest::IngestError> {
         let result = crate::ingest::ingest(&self.store, body, content_type).await;
         if let (Ok(stored), Some(kick)) = (&result, &self.kick) {
             if !stored.duplicate {
-                kick.notify_one();
+                kick.push(&stored.partition_key, &stored.row_key);
             }
         }
         result

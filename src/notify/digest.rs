@@ -22,86 +22,41 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Days, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, Message, Tokio1Executor};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use super::delivery::{lease_for, DeliveryState};
+use super::claim::{claim, decide, lease_for, Verdict};
 use super::digest_message::{DigestLine, DigestMessage, Period, MAX_PERIOD_DAYS};
+use super::discovery::Discovery;
 use super::email::{deliver, smtp_transport};
+use super::lead_state::DeliveryState;
+use super::notify_table::{digest_row_key, DigestRow, NotifyTable, DIGEST_PK};
 use super::report::PollReport;
-use super::retry::retry_delay;
 use super::transport::{DeliveryError, SendOutcome};
-use crate::entity::{get_datetime, get_str, put_datetime, Entity};
-use crate::lead::{partition_key_for, Lead};
+use crate::clock::Clock;
+use crate::entity::put_datetime;
+use crate::lead::Lead;
 use crate::schedule::Schedule;
 use crate::settings::Settings;
-use crate::store::{Filter, Op, Query, SharedTable, StoreError};
+use crate::store::{SharedTable, StoreError};
 use crate::text::hex;
 
-/// The state rows' partition in `<LEADS_TABLE>Notify`.
-pub const DIGEST_PK: &str = "digest";
+fn period_of(row: &DigestRow) -> Period {
+    Period { start: row.start, end: row.end, missed_ticks: row.missed_ticks, capped: row.capped }
+}
+
 /// Digests still pending from earlier periods retried in one run at most.
 const MAX_RETRIES_PER_RUN: usize = 3;
 
-/// The RowKey of a period ending at `end`: RFC 3339 to the second, so keys sort as times do.
-pub fn row_key(end: DateTime<Utc>) -> String {
-    end.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// Where one period's digest stands, as read from its row.
-struct DigestRow {
-    /// Read from the table (a retry), not a new period yet to be inserted.
-    stored: bool,
-    end: DateTime<Utc>,
-    start: DateTime<Utc>,
-    state: DeliveryState,
-    attempts: u32,
-    next_attempt: Option<DateTime<Utc>>,
-    lease_until: Option<DateTime<Utc>>,
-    missed_ticks: u32,
-    capped: bool,
-}
-
-impl DigestRow {
-    fn read(e: &Entity) -> Option<Self> {
-        let end = DateTime::parse_from_rfc3339(get_str(e, "RowKey")).ok()?.with_timezone(&Utc);
-        let state = match get_str(e, "State").trim() {
-            s if s.eq_ignore_ascii_case("pending") || s.is_empty() => DeliveryState::Pending,
-            s if s.eq_ignore_ascii_case("delivered") => DeliveryState::Delivered,
-            s if s.eq_ignore_ascii_case("failed") => DeliveryState::Failed,
-            // A word typed by hand never causes a send, as on lead rows.
-            _ => DeliveryState::Unknown,
-        };
-        let number = |name: &str| e.get(name).and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
-        Some(DigestRow {
-            stored: true,
-            end,
-            start: get_datetime(e, "PeriodStart").unwrap_or(end),
-            state,
-            attempts: number("Attempts"),
-            next_attempt: get_datetime(e, "NextAttempt"),
-            lease_until: get_datetime(e, "LeaseUntil"),
-            missed_ticks: number("MissedTicks"),
-            capped: e.get("Capped").and_then(serde_json::Value::as_bool).unwrap_or(false),
-        })
-    }
-
-    fn due(&self, now: DateTime<Utc>) -> bool {
-        self.state == DeliveryState::Pending && self.next_attempt.is_none_or(|t| t <= now) && self.lease_until.is_none_or(|t| t <= now)
-    }
-
-    fn period(&self) -> Period {
-        Period { start: self.start, end: self.end, missed_ticks: self.missed_ticks, capped: self.capped }
-    }
-}
-
 /// The digest job, held by the [`Notifier`](super::Notifier).
 pub struct Digest {
-    leads: SharedTable,
-    state: SharedTable,
+    discovery: Discovery,
+    table_name: String,
+    state: NotifyTable,
+    clock: Clock,
     schedule: Schedule,
     /// A period's digest is sent this long after its tick, not at once (see `DigestSettings`).
     delay: chrono::Duration,
@@ -116,7 +71,7 @@ pub struct Digest {
 impl Digest {
     /// `None` when the digest is off (or its relay cannot be set up: logged as an ERROR naming
     /// the setting, and the rest of LeadNotify runs on, as with a misconfigured channel).
-    pub fn new(settings: &Settings, leads: &SharedTable, state: &SharedTable) -> Option<Self> {
+    pub fn new(settings: &Settings, leads: &SharedTable, state: &NotifyTable, clock: Clock) -> Option<Self> {
         let cfg = settings.channels.digest.as_ref()?;
         let built = smtp_transport(&cfg.email, settings.send_timeout).and_then(|transport| {
             let from = cfg.email.from.parse().map_err(|_| "NOTIFY_EMAIL_FROM is not an address".to_string())?;
@@ -132,8 +87,10 @@ impl Digest {
             }
         };
         Some(Digest {
-            leads: leads.clone(),
+            discovery: Discovery::new(leads),
+            table_name: leads.name().to_string(),
             state: state.clone(),
+            clock,
             schedule: cfg.schedule.clone(),
             delay: chrono::Duration::from_std(cfg.delay).unwrap_or_default(),
             transport,
@@ -148,8 +105,8 @@ impl Digest {
     /// Sends the latest period's digest if it has none yet, and retries earlier ones that are
     /// due. Storage errors are counted in the report's `errors` and logged; nothing is claimed
     /// that is not also recorded or left to its lease.
-    pub async fn run(&self, now: DateTime<Utc>, report: &mut PollReport) {
-        if let Err(e) = self.run_inner(now, report).await {
+    pub async fn run(&self, report: &mut PollReport) {
+        if let Err(e) = self.run_inner(self.clock.now(), report).await {
             report.errors += 1;
             tracing::error!(error = %e, "digest: storage error; the digest is tried again on the next run");
         }
@@ -159,33 +116,17 @@ impl Digest {
         // The latest period whose delay has run out: a lead created just before the tick has
         // been written by then, so no lead falls between two digests.
         let Some(end) = self.schedule.last_at_or_before(now - self.delay) else { return Ok(()) };
-        let since = row_key(end - chrono::Duration::days(MAX_PERIOD_DAYS as i64 + 1));
+        let since = end - chrono::Duration::days(MAX_PERIOD_DAYS as i64 + 1);
         let previous_tick = self.schedule.last_at_or_before(end - chrono::Duration::seconds(1));
-        // Only the rows this run may act on: this period's and the previous one's, and any still
-        // pending. A frequent schedule (every minute) makes thousands of rows a month; they stay
-        // on the server.
-        let filter = Filter::eq("PartitionKey", DIGEST_PK)
-            .and(Filter::text("RowKey", Op::Ge, &since))
-            .and(Filter::text("RowKey", Op::Ge, &row_key(previous_tick.unwrap_or(end))).or(Filter::eq("State", "pending")));
-        let rows: Vec<DigestRow> = self.state.query(&Query::filter(filter), usize::MAX).await?.iter().filter_map(DigestRow::read).collect();
+        let rows = self.state.digest_rows(since, previous_tick.unwrap_or(end)).await?;
 
         let mut todo: Vec<DigestRow> = Vec::new();
         if !rows.iter().any(|r| r.end == end) {
-            let mut last_digest = rows.iter().map(|r| r.end).filter(|e| *e < end).max();
+            // Where did the last digest end? Every row counts, sent or pending: a period is
+            // never listed twice. Keys only, and only when the previous tick has no row.
+            let mut last_digest = previous_tick.filter(|p| rows.iter().any(|r| r.end == *p));
             if last_digest.is_none() {
-                // The previous tick got no digest (downtime, or a first deployment): where did
-                // the last one end? Read once per such tick, keys only.
-                let filter = Filter::eq("PartitionKey", DIGEST_PK).and(Filter::text("RowKey", Op::Ge, &since)).and(Filter::text(
-                    "RowKey",
-                    Op::Lt,
-                    &row_key(end),
-                ));
-                let keys = self.state.query(&Query::filter(filter).select(&["PartitionKey", "RowKey"]), usize::MAX).await?;
-                last_digest = keys
-                    .iter()
-                    .filter_map(|e| DateTime::parse_from_rfc3339(get_str(e, "RowKey")).ok())
-                    .map(|d| d.with_timezone(&Utc))
-                    .max();
+                last_digest = self.state.last_digest_end(since, end).await?;
             }
             todo.push(self.new_period(end, previous_tick, last_digest));
         }
@@ -200,18 +141,6 @@ impl Digest {
             }
         }
         first_error.map_or(Ok(()), Err)
-    }
-
-    /// Leads created after this time are still to be listed by a digest, so retention keeps
-    /// them: the start of the oldest period still pending (within the retry window), else the
-    /// start of the period whose tick has not yet come round (the latest tick, less the delay).
-    pub async fn needs_leads_since(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
-        let open = self.schedule.last_at_or_before(now - self.delay).unwrap_or(now);
-        let filter = Filter::eq("PartitionKey", DIGEST_PK)
-            .and(Filter::text("RowKey", Op::Ge, &row_key(now - chrono::Duration::days(MAX_PERIOD_DAYS as i64 + 1))))
-            .and(Filter::eq("State", "pending"));
-        let pending = self.state.query(&Query::filter(filter), usize::MAX).await?;
-        Ok(pending.iter().filter_map(DigestRow::read).map(|r| r.start).fold(open, DateTime::min))
     }
 
     /// The period ending at `end`, not yet claimed: from the previous digest's end (covering any
@@ -241,6 +170,9 @@ impl Digest {
             lease_until: None,
             missed_ticks,
             capped,
+            leads: None,
+            delivered_at: None,
+            last_error: String::new(),
         }
     }
 
@@ -248,13 +180,13 @@ impl Digest {
     async fn attempt(&self, row: DigestRow, report: &mut PollReport) -> Result<(), StoreError> {
         // Read first: a storage failure here costs nothing, no claim is left behind.
         let lines = self.leads_of(row.start, row.end).await?;
-        let rk = row_key(row.end);
+        let rk = digest_row_key(row.end);
         let Some(etag) = self.claim(&row, &rk).await? else {
             report.digest.busy += 1;
             return Ok(());
         };
 
-        let message = DigestMessage::new(&row.period(), &lines);
+        let message = DigestMessage::new(&period_of(&row), &lines);
         let id = self.message_id(row.end);
         let outcome = match tokio::time::timeout(self.send_timeout, self.send(&message, &id)).await {
             Ok(outcome) => outcome,
@@ -264,40 +196,30 @@ impl Digest {
             },
         };
 
-        let done_at = Utc::now();
+        let done_at = self.clock.now();
         let attempts = row.attempts + 1;
-        let mut result = Entity::new();
-        result.insert("Attempts".into(), json!(attempts));
+        // E-mail never skips; were it to, the digest is not sent, so it has failed.
+        let verdict = decide(outcome, attempts, self.max_attempts, false);
+        let mut result = verdict.record("", attempts, done_at);
         result.insert("Leads".into(), json!(lines.len()));
         // Releases the claim in the same write.
         put_datetime(&mut result, "LeaseUntil", done_at);
         let period = format!("{} – {}", row.start.to_rfc3339_opts(SecondsFormat::Secs, true), rk);
-        let state = match outcome {
-            SendOutcome::Delivered => {
+        match &verdict {
+            Verdict::Delivered => {
                 report.digest.sent += 1;
-                put_datetime(&mut result, "DeliveredAt", done_at);
-                result.insert("LastError".into(), "".into());
                 tracing::info!(period, leads = lines.len(), attempts, "digest sent");
-                DeliveryState::Delivered
             }
-            SendOutcome::Retry { error, after } if attempts < self.max_attempts => {
+            Verdict::Retry { error, wait } => {
                 report.digest.retrying += 1;
-                let wait = retry_delay(attempts, after);
-                put_datetime(&mut result, "NextAttempt", done_at + wait);
                 tracing::warn!(period, attempts, error = %error, retry_in_s = wait.as_secs(), "digest failed, will retry");
-                result.insert("LastError".into(), error.for_table().into());
-                DeliveryState::Pending
             }
-            // E-mail never skips; were it to, the digest is not sent, so it has failed.
-            SendOutcome::Retry { error, .. } | SendOutcome::Permanent(error) | SendOutcome::Skipped(error) => {
+            Verdict::Skipped(error) | Verdict::Failed(error) => {
                 report.digest.failed += 1;
                 tracing::error!(period, attempts, error = %error, "digest failed for good: see `handler leads status`");
-                result.insert("LastError".into(), error.for_table().into());
-                DeliveryState::Failed
             }
-        };
-        result.insert("State".into(), state.as_str().into());
-        match self.state.merge(DIGEST_PK, &rk, &result, &etag).await {
+        }
+        match self.state.table().merge(DIGEST_PK, &rk, &result, &etag).await {
             Ok(_) => Ok(()),
             Err(StoreError::Changed) => {
                 tracing::warn!(
@@ -313,71 +235,44 @@ impl Digest {
 
     /// Claims the period; its ETag when this run has it, `None` when another run does.
     async fn claim(&self, row: &DigestRow, rk: &str) -> Result<Option<String>, StoreError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let claim_id = uuid::Uuid::new_v4().to_string();
-        let mut claim = Entity::new();
-        put_datetime(&mut claim, "LeaseUntil", now + self.lease);
-        claim.insert("ClaimId".into(), claim_id.clone().into());
+        let claim_row = NotifyTable::digest_claim(now + self.lease, &claim_id);
+        let table = self.state.table();
         if !row.stored {
             // A new period: whoever inserts its row first has it.
-            let mut entity = claim;
-            entity.insert("PartitionKey".into(), DIGEST_PK.into());
-            entity.insert("RowKey".into(), rk.into());
-            entity.insert("State".into(), DeliveryState::Pending.as_str().into());
-            entity.insert("Attempts".into(), json!(0));
-            put_datetime(&mut entity, "PeriodStart", row.start);
-            entity.insert("MissedTicks".into(), json!(row.missed_ticks));
-            entity.insert("Capped".into(), json!(row.capped));
-            entity.insert("MessageId".into(), self.message_id(row.end).into());
-            match self.state.insert(&entity).await {
+            match table.insert(&row.new_entity(claim_row, &self.message_id(row.end))).await {
                 Ok(()) => {}
                 Err(StoreError::AlreadyExists) => return Ok(None),
                 Err(e) => return Err(e),
             }
             // A retried insert reports success when it finds the row taken (its first attempt
             // may have landed unheard): the claim id read back says whose row it is.
-            return match self.state.get(DIGEST_PK, rk).await? {
-                Some((e, etag)) if get_str(&e, "ClaimId") == claim_id => Ok(Some(etag)),
+            return match table.get(DIGEST_PK, rk).await? {
+                Some((e, etag)) if NotifyTable::claim_id_of(&e) == claim_id => Ok(Some(etag)),
                 _ => Ok(None),
             };
         }
         // A retry: the row as it stands now, claimed only if still due and unleased.
-        let Some((entity, etag)) = self.state.get(DIGEST_PK, rk).await? else { return Ok(None) };
+        let Some((entity, etag)) = table.get(DIGEST_PK, rk).await? else { return Ok(None) };
         if !DigestRow::read(&entity).is_some_and(|r| r.due(now)) {
             return Ok(None);
         }
-        match self.state.merge(DIGEST_PK, rk, &claim, &etag).await {
-            Ok(etag) => Ok(Some(etag)),
-            Err(StoreError::Changed | StoreError::NotFound) => Ok(None),
-            Err(e) => Err(e),
-        }
+        claim(&**table, DIGEST_PK, rk, &claim_row, &etag).await
     }
 
-    /// The period's leads, oldest first, test leads left out: the date partitions from the
-    /// start's date to the day after the end (a row written just after midnight may carry the
-    /// next date), filtered by `CreatedTime` in (start, end].
+    /// The period's leads, oldest first, test leads left out: every lead that arrived in
+    /// (start, end], found as the per-lead channels find them (date partitions and rows written
+    /// since, whatever their keys).
     async fn leads_of(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Vec<DigestLine>, StoreError> {
-        let first: NaiveDate = start.date_naive();
-        let last = end.date_naive() + Days::new(1);
-        let mut leads: Vec<Lead> = Vec::new();
-        let mut date = first;
-        while date <= last {
-            for e in self.leads.query(&Query::partition(&partition_key_for(date)), usize::MAX).await? {
-                let lead = Lead::from_entity(&e);
-                if lead.created.is_some_and(|t| t > start && t <= end) && !lead.is_test() {
-                    leads.push(lead);
-                }
-            }
-            date = date + Days::new(1);
-        }
-        leads.sort_by_key(|l| l.created);
-        Ok(leads.iter().map(DigestLine::from_lead).collect())
+        let rows = self.discovery.arrived_between(start, end).await?;
+        Ok(rows.iter().map(Lead::from_entity).filter(|l| !l.is_test()).map(|l| DigestLine::from_lead(&l)).collect())
     }
 
     /// Stable per period and table: a repeat after a crash carries the same id, so a mail
     /// client or archive can drop it.
     fn message_id(&self, end: DateTime<Utc>) -> String {
-        let digest = Sha256::digest(format!("{}\n{}", self.leads.name(), row_key(end)).as_bytes());
+        let digest = Sha256::digest(format!("{}\n{}", self.table_name, digest_row_key(end)).as_bytes());
         format!("<digest_{}@marketplace-leads>", hex(&digest[..12]))
     }
 
@@ -404,7 +299,7 @@ mod tests {
 
     #[test]
     fn row_keys_sort_as_times() {
-        assert_eq!(row_key(at("2026-11-22T08:00:00.123Z")), "2026-11-22T08:00:00Z");
-        assert!(row_key(at("2026-11-22T08:00:00Z")) < row_key(at("2026-11-22T09:00:00Z")));
+        assert_eq!(digest_row_key(at("2026-11-22T08:00:00.123Z")), "2026-11-22T08:00:00Z");
+        assert!(digest_row_key(at("2026-11-22T08:00:00Z")) < digest_row_key(at("2026-11-22T09:00:00Z")));
     }
 }

@@ -8,8 +8,10 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
+use super::channel::Sender;
 use super::message::LeadMessage;
 use super::transport::{DeliveryError, SendOutcome};
+use crate::lead::Lead;
 use crate::settings::{EmailSettings, SmtpSecurity};
 
 pub struct EmailChannel {
@@ -67,5 +69,12 @@ pub async fn deliver(transport: &AsyncSmtpTransport<Tokio1Executor>, email: Mess
         Ok(_) => SendOutcome::Delivered,
         Err(e) if e.is_permanent() => SendOutcome::Permanent(DeliveryError::new(format!("SMTP: {e}"))),
         Err(e) => SendOutcome::Retry { error: DeliveryError::new(format!("SMTP: {e}")), after: None },
+    }
+}
+
+#[async_trait::async_trait]
+impl Sender for EmailChannel {
+    async fn send(&self, _lead: &Lead, msg: &LeadMessage) -> SendOutcome {
+        EmailChannel::send(self, msg).await
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 
-use super::delivery::notification_id;
+use super::lead_state::notification_id;
 use crate::entity::{get_datetime, get_str, put_datetime, Entity};
 use crate::lead::{CustomerId, Lead};
 use crate::store::{Query, SharedTable, StoreError};

@@ -17,7 +17,7 @@ pub struct PollReport {
     pub retrying: u32,
     pub failed: u32,
     pub skipped: u32,
-    /// Leads pending past [`MAX_PENDING_DAYS`], now marked failed.
+    /// Leads pending past [`MAX_PENDING_DAYS`](super::deliver::MAX_PENDING_DAYS), now marked failed.
     pub expired: u32,
     /// Claimed by another run at the same time (ETag mismatch or live lease).
     pub busy: u32,
@@ -34,6 +34,10 @@ pub struct PollReport {
     pub retention_deleted: u32,
     pub retention_index_deleted: u32,
     pub retention_kept_pending: u32,
+    /// Old leads kept because a configured digest has not listed them yet.
+    pub retention_kept_for_digest: u32,
+    /// Retention deleted nothing: the configured digest has sent nothing recently.
+    pub retention_waiting: bool,
 }
 
 impl fmt::Display for PollReport {

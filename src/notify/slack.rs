@@ -4,8 +4,10 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
+use super::channel::Sender;
 use super::message::{slack_escape, LeadMessage};
 use super::transport::{post_json, SendOutcome};
+use crate::lead::Lead;
 use crate::text::truncate_chars;
 
 pub fn payload(msg: &LeadMessage) -> Value {
@@ -36,6 +38,21 @@ pub fn payload(msg: &LeadMessage) -> Value {
     json!({ "text": slack_escape(&msg.subject), "blocks": blocks, "unfurl_links": false, "unfurl_media": false })
 }
 
-pub async fn send(http: &reqwest::Client, url: &SecretString, msg: &LeadMessage) -> SendOutcome {
-    post_json(http, url.expose_secret(), &[], payload(msg).to_string()).await
+/// The Slack channel: one message per lead to an incoming-webhook URL.
+pub struct Slack {
+    http: reqwest::Client,
+    url: SecretString,
+}
+
+impl Slack {
+    pub fn new(http: &reqwest::Client, url: &SecretString) -> Self {
+        Slack { http: http.clone(), url: url.clone() }
+    }
+}
+
+#[async_trait::async_trait]
+impl Sender for Slack {
+    async fn send(&self, _lead: &Lead, msg: &LeadMessage) -> SendOutcome {
+        post_json(&self.http, self.url.expose_secret(), &[], payload(msg).to_string()).await
+    }
 }

@@ -5,8 +5,10 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
+use super::channel::Sender;
 use super::message::{card_escape, LeadMessage};
 use super::transport::{post_json, SendOutcome};
+use crate::lead::Lead;
 
 pub fn card(msg: &LeadMessage) -> Value {
     let mut body = vec![json!({
@@ -39,6 +41,21 @@ pub fn card(msg: &LeadMessage) -> Value {
     })
 }
 
-pub async fn send(http: &reqwest::Client, url: &SecretString, msg: &LeadMessage) -> SendOutcome {
-    post_json(http, url.expose_secret(), &[], card(msg).to_string()).await
+/// The Teams channel: one message per lead to an incoming-webhook URL.
+pub struct Teams {
+    http: reqwest::Client,
+    url: SecretString,
+}
+
+impl Teams {
+    pub fn new(http: &reqwest::Client, url: &SecretString) -> Self {
+        Teams { http: http.clone(), url: url.clone() }
+    }
+}
+
+#[async_trait::async_trait]
+impl Sender for Teams {
+    async fn send(&self, _lead: &Lead, msg: &LeadMessage) -> SendOutcome {
+        post_json(&self.http, self.url.expose_secret(), &[], card(msg).to_string()).await
+    }
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use super::retry::parse_retry_after;
+use super::retry_schedule::parse_retry_after;
 use crate::net::describe_reqwest;
 use crate::text::truncate_chars;
 

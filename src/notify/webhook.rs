@@ -6,6 +6,7 @@ use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
+use super::channel::Sender;
 use super::message::LeadMessage;
 use super::transport::{post_json, SendOutcome};
 use crate::lead::Lead;
@@ -57,12 +58,27 @@ pub fn payload(lead: &Lead, msg: &LeadMessage) -> serde_json::Value {
     })
 }
 
-pub async fn send(http: &reqwest::Client, cfg: &WebhookSettings, lead: &Lead, msg: &LeadMessage) -> SendOutcome {
-    let body = payload(lead, msg).to_string();
-    let timestamp = chrono::Utc::now().timestamp();
-    let signature = sign(cfg.key.expose_secret(), &msg.id, timestamp, &body);
-    let headers = [("webhook-id", msg.id.clone()), ("webhook-timestamp", timestamp.to_string()), ("webhook-signature", signature)];
-    post_json(http, cfg.url.expose_secret(), &headers, body).await
+/// The webhook channel: the lead as JSON, signed per Standard Webhooks.
+pub struct Webhook {
+    http: reqwest::Client,
+    cfg: WebhookSettings,
+}
+
+impl Webhook {
+    pub fn new(http: &reqwest::Client, cfg: &WebhookSettings) -> Self {
+        Webhook { http: http.clone(), cfg: cfg.clone() }
+    }
+}
+
+#[async_trait::async_trait]
+impl Sender for Webhook {
+    async fn send(&self, lead: &Lead, msg: &LeadMessage) -> SendOutcome {
+        let body = payload(lead, msg).to_string();
+        let timestamp = chrono::Utc::now().timestamp();
+        let signature = sign(self.cfg.key.expose_secret(), &msg.id, timestamp, &body);
+        let headers = [("webhook-id", msg.id.clone()), ("webhook-timestamp", timestamp.to_string()), ("webhook-signature", signature)];
+        post_json(&self.http, self.cfg.url.expose_secret(), &headers, body).await
+    }
 }
 
 #[cfg(test)]

@@ -194,7 +194,7 @@ mod tests {
         ] {
             let c = channels(&pairs);
             assert_eq!(c.misconfigured.len(), 1, "{pairs:?}");
-            assert_eq!(c.misconfigured[0].channel, channel);
+            assert_eq!(c.misconfigured[0].channel.name(), channel);
             assert_eq!(c.misconfigured[0].error.name, setting, "{pairs:?}");
             assert!(!c.misconfigured[0].error.to_string().contains("s\""), "no secret echoed");
         }

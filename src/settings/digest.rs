@@ -95,7 +95,7 @@ mod tests {
             let s = settings(&pairs);
             assert!(s.channels.digest.is_none(), "{name}={value}");
             assert!(s.channels.email.is_some(), "per-lead e-mail stays on: {name}={value}");
-            let bad: Vec<(&str, &str)> = s.channels.misconfigured.iter().map(|m| (m.channel, m.error.name)).collect();
+            let bad: Vec<(&str, &str)> = s.channels.misconfigured.iter().map(|m| (m.channel.name(), m.error.name)).collect();
             assert_eq!(bad, [("Digest", name)], "{value}");
         }
     }
@@ -105,7 +105,7 @@ mod tests {
         let mut pairs = RELAY.to_vec();
         pairs.extend([("NOTIFY_EMAIL_TO", "a@example.com"), ("NOTIFY_DIGEST_TO", "boss@example.com"), ("SMTP_PORT", "smtp")]);
         let s = settings(&pairs);
-        let bad: Vec<(&str, &str)> = s.channels.misconfigured.iter().map(|m| (m.channel, m.error.name)).collect();
+        let bad: Vec<(&str, &str)> = s.channels.misconfigured.iter().map(|m| (m.channel.name(), m.error.name)).collect();
         assert_eq!(bad, [("Email", "SMTP_PORT"), ("Digest", "SMTP_PORT")]);
 
         let s = settings(&[("NOTIFY_DIGEST_TO", "boss@example.com")]);

@@ -19,6 +19,7 @@ pub use catalog::{SettingDoc, SETTINGS};
 pub use crm::{DynamicsSettings, HubSpotSettings, MarketoSettings, SalesforceSettings};
 pub use digest::{DigestSettings, DEFAULT_DIGEST_SCHEDULE};
 
+use crate::channel_id::ChannelId;
 use crate::schedule::Schedule;
 use crate::store::token::IdentityKind;
 use crate::store::{RetryPolicy, StorageAccount};
@@ -106,8 +107,7 @@ pub struct ChannelSettings {
 /// A channel turned off by an invalid setting.
 #[derive(Debug, Clone)]
 pub struct Misconfigured {
-    /// The channel's name (`Channel::name`): `Email`, `Webhook`, …, `Marketo`, or `Digest`.
-    pub channel: &'static str,
+    pub channel: ChannelId,
     pub error: SettingError,
 }
 
@@ -328,7 +328,7 @@ pub(super) fn number(
 }
 
 fn channels_from(get: &dyn Fn(&str) -> Option<String>) -> ChannelSettings {
-    fn keep<T>(misconfigured: &mut Vec<Misconfigured>, channel: &'static str, result: Result<Option<T>, SettingError>) -> Option<T> {
+    fn keep<T>(misconfigured: &mut Vec<Misconfigured>, channel: ChannelId, result: Result<Option<T>, SettingError>) -> Option<T> {
         result.unwrap_or_else(|error| {
             misconfigured.push(Misconfigured { channel, error });
             None
@@ -336,15 +336,15 @@ fn channels_from(get: &dyn Fn(&str) -> Option<String>) -> ChannelSettings {
     }
     let mut bad = Vec::new();
     ChannelSettings {
-        email: keep(&mut bad, "Email", email_from(get)),
-        webhook: keep(&mut bad, "Webhook", webhook_from(get)),
-        teams: keep(&mut bad, "Teams", url_setting(get, "NOTIFY_TEAMS_URL")),
-        slack: keep(&mut bad, "Slack", url_setting(get, "NOTIFY_SLACK_URL")),
-        digest: keep(&mut bad, "Digest", digest::digest_from(get)),
-        dynamics: keep(&mut bad, "Dynamics", crm::dynamics_from(get)),
-        salesforce: keep(&mut bad, "Salesforce", crm::salesforce_from(get)),
-        hubspot: keep(&mut bad, "HubSpot", crm::hubspot_from(get)),
-        marketo: keep(&mut bad, "Marketo", crm::marketo_from(get)),
+        email: keep(&mut bad, ChannelId::Email, email_from(get)),
+        webhook: keep(&mut bad, ChannelId::Webhook, webhook_from(get)),
+        teams: keep(&mut bad, ChannelId::Teams, url_setting(get, "NOTIFY_TEAMS_URL")),
+        slack: keep(&mut bad, ChannelId::Slack, url_setting(get, "NOTIFY_SLACK_URL")),
+        digest: keep(&mut bad, ChannelId::Digest, digest::digest_from(get)),
+        dynamics: keep(&mut bad, ChannelId::Dynamics, crm::dynamics_from(get)),
+        salesforce: keep(&mut bad, ChannelId::Salesforce, crm::salesforce_from(get)),
+        hubspot: keep(&mut bad, ChannelId::HubSpot, crm::hubspot_from(get)),
+        marketo: keep(&mut bad, ChannelId::Marketo, crm::marketo_from(get)),
         misconfigured: bad,
     }
 }
@@ -548,7 +548,7 @@ mod tests {
             let s = Settings::from_map(&m).unwrap();
             assert_eq!(s.channels.misconfigured.len(), 1, "{name}={value}");
             let bad = &s.channels.misconfigured[0];
-            assert_eq!((bad.channel, bad.error.name), (channel, name), "{value}");
+            assert_eq!((bad.channel.name(), bad.error.name), (channel, name), "{value}");
             assert!(!bad.error.to_string().contains("hooks.slack.example"), "values are not echoed");
             assert!(s.channels.teams.is_some(), "the other channels stay on");
         }

@@ -7,8 +7,8 @@ use std::io::Write;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::entity::{get_datetime, get_str, Entity};
-use crate::notify::digest::{row_key, DIGEST_PK};
 use crate::notify::digest_message::MAX_PERIOD_DAYS;
+use crate::notify::notify_table::{digest_row_key as row_key, DIGEST_PK};
 use crate::store::{Filter, Op, Query, SharedTable, StoreError};
 use crate::text::one_line;
 

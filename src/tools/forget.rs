@@ -24,9 +24,9 @@ use serde_json::Value;
 use crate::entity::{get_str, Entity};
 use crate::lead::customer::normalise_email;
 use crate::lead::{action_label, CustomerId, Lead};
-use crate::notify::delivery::notification_id;
 use crate::notify::journey::Journey;
-use crate::notify::poller::state_table;
+use crate::notify::lead_state::notification_id;
+use crate::notify::notify_table::NotifyTable;
 use crate::store::{Query, SharedTable, StoreError};
 use crate::text::{one_line, truncate_chars};
 
@@ -113,7 +113,7 @@ pub async fn plan(leads: &SharedTable, email: &str) -> Result<ForgetPlan, String
         }
     }
 
-    let state = state_table(leads);
+    let state = NotifyTable::beside(leads).table().clone();
     let state_rows = state
         .query(&Query::all(), usize::MAX)
         .await
@@ -174,7 +174,7 @@ pub async fn execute(leads: &SharedTable, plan: &ForgetPlan) -> Result<Removed, 
     for late in journey.entries(&plan.customer).await? {
         removed.index_entries += usize::from(journey.table().remove(get_str(&late, "PartitionKey"), get_str(&late, "RowKey")).await?);
     }
-    let state = state_table(leads);
+    let state = NotifyTable::beside(leads).table().clone();
     for (pk, rk, props) in &plan.state_rows {
         let blank: Entity = props.iter().map(|p| (p.clone(), Value::String(String::new()))).collect();
         match state.merge(pk, rk, &blank, "*").await {

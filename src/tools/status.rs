@@ -6,12 +6,17 @@
 use std::io::Write;
 
 use super::query::StoredLead;
-use crate::notify::{Channel, ChannelRecord, DeliveryState};
+use crate::channel_id::ChannelId as Channel;
+use crate::notify::deliver::MAX_PENDING_DAYS;
+use crate::notify::lead_state::will_be_sent;
+use crate::notify::{ChannelRecord, DeliveryState};
 use crate::settings::Misconfigured;
 use crate::text::one_line;
 
-/// Per watched channel (configured ones, then misconfigured ones: [`Channel::watched`]): counts by
-/// state, then the details; first what is misconfigured and why.
+/// Per watched channel (configured ones, then misconfigured ones): counts by state, then the
+/// details; first what is misconfigured and why. `pending` counts only what will really still be
+/// sent ([`will_be_sent`]); a lead pending on a channel that will never reach it (older than the
+/// deployment or the channel) is `never sent`.
 pub fn print_status(leads: &[StoredLead], all: &[Channel], misconfigured: &[Misconfigured], out: &mut dyn Write) -> std::io::Result<()> {
     if all.is_empty() && misconfigured.is_empty() {
         writeln!(out, "no notification channel is configured")?;
@@ -25,10 +30,12 @@ pub fn print_status(leads: &[StoredLead], all: &[Channel], misconfigured: &[Misc
         )?;
     }
     for ch in all {
-        let mut counts = [0usize; 5];
+        let mut counts = [0usize; 6];
+        let now = chrono::Utc::now();
         for l in leads {
             let idx = match ChannelRecord::read(&l.entity, *ch).state {
-                DeliveryState::Pending => 0,
+                DeliveryState::Pending if will_be_sent(&l.entity, &[*ch], now, chrono::Duration::days(MAX_PENDING_DAYS)) => 0,
+                DeliveryState::Pending => 5,
                 DeliveryState::Delivered => 1,
                 DeliveryState::Failed => 2,
                 DeliveryState::Skipped => 3,
@@ -47,6 +54,9 @@ pub fn print_status(leads: &[StoredLead], all: &[Channel], misconfigured: &[Misc
         )?;
         if counts[4] > 0 {
             write!(out, "  unknown {:>6}", counts[4])?;
+        }
+        if counts[5] > 0 {
+            write!(out, "  never sent {:>6} (older than the deployment or the channel: retention may delete them)", counts[5])?;
         }
         writeln!(out)?;
     }

@@ -129,6 +129,13 @@ impl Dynamics {
     }
 }
 
+#[async_trait::async_trait]
+impl super::CrmClient for Dynamics {
+    async fn send(&self, http: &reqwest::Client, lead: &Lead, msg: &LeadMessage) -> SendOutcome {
+        Dynamics::send(self, http, lead, msg).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

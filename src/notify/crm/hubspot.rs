@@ -183,6 +183,13 @@ impl HubSpot {
     }
 }
 
+#[async_trait::async_trait]
+impl super::CrmClient for HubSpot {
+    async fn send(&self, http: &reqwest::Client, lead: &Lead, msg: &LeadMessage) -> SendOutcome {
+        HubSpot::send(self, http, lead, msg).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

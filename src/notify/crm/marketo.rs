@@ -158,6 +158,13 @@ impl Marketo {
     }
 }
 
+#[async_trait::async_trait]
+impl super::CrmClient for Marketo {
+    async fn send(&self, http: &reqwest::Client, lead: &Lead, msg: &LeadMessage) -> SendOutcome {
+        Marketo::send(self, http, lead, msg).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,27 +20,34 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use super::channel::Sender;
+use super::message::LeadMessage;
 use super::transport::{send_request, Answer, DeliveryError, RequestBody, SendOutcome};
-use crate::lead::Contact;
-use crate::settings::ChannelSettings;
+use crate::lead::{Contact, Lead};
 use crate::text::{one_line, truncate_chars};
 
-/// The CRM clients the settings turn on, each with its own token cache.
-pub struct Crms {
-    pub dynamics: Option<dynamics::Dynamics>,
-    pub salesforce: Option<salesforce::Salesforce>,
-    pub hubspot: Option<hubspot::HubSpot>,
-    pub marketo: Option<marketo::Marketo>,
+/// A CRM's own client: one lead in, one record created or updated (idempotently).
+#[async_trait::async_trait]
+pub trait CrmClient: Send + Sync {
+    async fn send(&self, http: &reqwest::Client, lead: &Lead, msg: &LeadMessage) -> SendOutcome;
 }
 
-impl Crms {
-    pub fn new(settings: &ChannelSettings) -> Self {
-        Crms {
-            dynamics: settings.dynamics.clone().map(dynamics::Dynamics::new),
-            salesforce: settings.salesforce.clone().map(salesforce::Salesforce::new),
-            hubspot: settings.hubspot.clone().map(hubspot::HubSpot::new),
-            marketo: settings.marketo.clone().map(marketo::Marketo::new),
-        }
+/// A CRM as a channel: its client and the shared HTTP client.
+pub struct Crm<C> {
+    http: reqwest::Client,
+    client: C,
+}
+
+impl<C: CrmClient> Crm<C> {
+    pub fn new(http: &reqwest::Client, client: C) -> Self {
+        Crm { http: http.clone(), client }
+    }
+}
+
+#[async_trait::async_trait]
+impl<C: CrmClient> Sender for Crm<C> {
+    async fn send(&self, lead: &Lead, msg: &LeadMessage) -> SendOutcome {
+        self.client.send(&self.http, lead, msg).await
     }
 }
 

@@ -136,6 +136,13 @@ impl Salesforce {
     }
 }
 
+#[async_trait::async_trait]
+impl super::CrmClient for Salesforce {
+    async fn send(&self, http: &reqwest::Client, lead: &Lead, msg: &LeadMessage) -> SendOutcome {
+        Salesforce::send(self, http, lead, msg).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,14 +1,13 @@
-//! Where one lead stands on one channel, as stored on the lead's row: the channel's identity,
-//! its columns (`Notify<Channel>State`, `…Attempts`, `…NextAttempt`, `…LastError`,
+//! Where one lead stands on each channel, as stored on the lead's row: the per-channel columns (`Notify<Channel>State`, `…Attempts`, `…NextAttempt`, `…LastError`,
 //! `…DeliveredAt`), and the row-wide claim columns. Every column name is spelled here only.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::channel_id::ChannelId;
 use crate::entity::{get_datetime, get_str, Entity};
 use crate::settings::ChannelSettings;
-use crate::store::RetryPolicy;
 use crate::text::hex;
 
 /// Row-wide: until when a run has claimed the lead.
@@ -22,79 +21,41 @@ pub const CUSTOMER_COLUMN: &str = "CustomerId";
 pub const JOURNEY_COLUMNS: &str =
     "CustomerId,Email,FirstName,LastName,Company,CustomerInfo,CreatedTime,ActionCode,LeadSource,OfferDisplayName";
 
-/// Where a notification goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Channel {
-    Email,
-    Webhook,
-    Teams,
-    Slack,
-    /// The CRM channels (`notify::crm`): each lead becomes a record in the publisher's CRM.
-    Dynamics,
-    Salesforce,
-    HubSpot,
-    Marketo,
+/// The name of one piece of a channel's state on the row: `Notify<Channel><Part>`.
+pub fn column(ch: ChannelId, part: Column) -> String {
+    format!("Notify{}{}", ch.name(), part.suffix())
 }
 
-impl Channel {
-    pub const ALL: [Channel; 8] = [
-        Channel::Email,
-        Channel::Webhook,
-        Channel::Teams,
-        Channel::Slack,
-        Channel::Dynamics,
-        Channel::Salesforce,
-        Channel::HubSpot,
-        Channel::Marketo,
-    ];
+/// The per-lead channels the settings turn on, in a fixed order.
+pub fn configured(settings: &ChannelSettings) -> Vec<ChannelId> {
+    ChannelId::PER_LEAD
+        .into_iter()
+        .filter(|c| match c {
+            ChannelId::Email => settings.email.is_some(),
+            ChannelId::Webhook => settings.webhook.is_some(),
+            ChannelId::Teams => settings.teams.is_some(),
+            ChannelId::Slack => settings.slack.is_some(),
+            ChannelId::Dynamics => settings.dynamics.is_some(),
+            ChannelId::Salesforce => settings.salesforce.is_some(),
+            ChannelId::HubSpot => settings.hubspot.is_some(),
+            ChannelId::Marketo => settings.marketo.is_some(),
+            ChannelId::Digest => false,
+        })
+        .collect()
+}
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Channel::Email => "Email",
-            Channel::Webhook => "Webhook",
-            Channel::Teams => "Teams",
-            Channel::Slack => "Slack",
-            Channel::Dynamics => "Dynamics",
-            Channel::Salesforce => "Salesforce",
-            Channel::HubSpot => "HubSpot",
-            Channel::Marketo => "Marketo",
-        }
-    }
+/// The per-lead channels whose settings are present but invalid: they send nothing, and their
+/// leads stay pending until the setting is fixed.
+pub fn misconfigured(settings: &ChannelSettings) -> Vec<ChannelId> {
+    ChannelId::PER_LEAD.into_iter().filter(|c| settings.misconfigured.iter().any(|m| m.channel == *c)).collect()
+}
 
-    /// The channels the settings turn on, in a fixed order.
-    pub fn configured(settings: &ChannelSettings) -> Vec<Channel> {
-        Channel::ALL
-            .into_iter()
-            .filter(|c| match c {
-                Channel::Email => settings.email.is_some(),
-                Channel::Webhook => settings.webhook.is_some(),
-                Channel::Teams => settings.teams.is_some(),
-                Channel::Slack => settings.slack.is_some(),
-                Channel::Dynamics => settings.dynamics.is_some(),
-                Channel::Salesforce => settings.salesforce.is_some(),
-                Channel::HubSpot => settings.hubspot.is_some(),
-                Channel::Marketo => settings.marketo.is_some(),
-            })
-            .collect()
-    }
-
-    /// The channels whose settings are present but invalid: they send nothing, and their leads
-    /// stay pending until the setting is fixed.
-    pub fn misconfigured(settings: &ChannelSettings) -> Vec<Channel> {
-        Channel::ALL.into_iter().filter(|c| settings.misconfigured.iter().any(|m| m.channel == c.name())).collect()
-    }
-
-    /// The channels whose state the notifier keeps: the configured ones, then the
-    /// misconfigured ones (whose leads stay pending until the setting is fixed).
-    pub fn watched(settings: &ChannelSettings) -> Vec<Channel> {
-        let mut watched = Channel::configured(settings);
-        watched.extend(Channel::misconfigured(settings));
-        watched
-    }
-
-    pub fn column(self, part: Column) -> String {
-        format!("Notify{}{}", self.name(), part.suffix())
-    }
+/// The channels whose state the notifier keeps: the configured ones, then the misconfigured
+/// ones (whose leads stay pending until the setting is fixed).
+pub fn watched(settings: &ChannelSettings) -> Vec<ChannelId> {
+    let mut watched = configured(settings);
+    watched.extend(misconfigured(settings));
+    watched
 }
 
 /// One piece of a channel's state on the row.
@@ -147,7 +108,7 @@ impl DeliveryState {
 
     /// Reads the stored value. Absent or empty is pending (a new lead); the known words match
     /// without regard to case or surrounding spaces; anything else is `Unknown`.
-    fn parse(s: Option<&str>) -> Self {
+    pub fn parse(s: Option<&str>) -> Self {
         let Some(s) = s.map(str::trim).filter(|s| !s.is_empty()) else { return DeliveryState::Pending };
         [DeliveryState::Pending, DeliveryState::Delivered, DeliveryState::Failed, DeliveryState::Skipped]
             .into_iter()
@@ -168,17 +129,17 @@ pub struct ChannelRecord {
 }
 
 impl ChannelRecord {
-    pub fn read(e: &Entity, ch: Channel) -> Self {
+    pub fn read(e: &Entity, ch: ChannelId) -> Self {
         ChannelRecord {
-            state: match e.get(&ch.column(Column::State)) {
+            state: match e.get(&column(ch, Column::State)) {
                 None | Some(Value::Null) => DeliveryState::Pending,
                 Some(Value::String(s)) => DeliveryState::parse(Some(s)),
                 Some(_) => DeliveryState::Unknown,
             },
-            raw_state: e.get(&ch.column(Column::State)).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)),
-            attempts: e.get(&ch.column(Column::Attempts)).and_then(Value::as_u64).unwrap_or(0) as u32,
-            next_attempt: get_datetime(e, &ch.column(Column::NextAttempt)),
-            last_error: Some(get_str(e, &ch.column(Column::LastError))).filter(|s| !s.is_empty()).map(str::to_string),
+            raw_state: e.get(&column(ch, Column::State)).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)),
+            attempts: e.get(&column(ch, Column::Attempts)).and_then(Value::as_u64).unwrap_or(0) as u32,
+            next_attempt: get_datetime(e, &column(ch, Column::NextAttempt)),
+            last_error: Some(get_str(e, &column(ch, Column::LastError))).filter(|s| !s.is_empty()).map(str::to_string),
         }
     }
 
@@ -187,20 +148,24 @@ impl ChannelRecord {
     }
 }
 
-/// How long a claim keeps other runs off a lead (or a digest period). It must outlast what a run
-/// does between two writes to the row: after the claim, up to two storage calls (the customer
-/// journey), the sends (concurrent, each cut at the send timeout) and the first record; each
-/// later record renews the claim. Doubled send time and a minute on top are the margin.
-pub fn lease_for(send_timeout: std::time::Duration, storage: &RetryPolicy) -> std::time::Duration {
-    send_timeout * 2 + storage.longest_call() * 3 + std::time::Duration::from_secs(60)
+/// Whether a send for this lead will really still be attempted: a run holds it now, or a watched
+/// channel is pending and the row was written within `give_up` (every attempt writes the row, and
+/// a lead pending longer is ended as failed; a row idle longer, such as one older than the
+/// deployment or than a channel added later, is never picked up again).
+pub fn will_be_sent(row: &Entity, watched: &[ChannelId], now: DateTime<Utc>, give_up: chrono::Duration) -> bool {
+    if get_datetime(row, LEASE_COLUMN).is_some_and(|t| t > now) {
+        return true;
+    }
+    let pending = watched.iter().any(|c| ChannelRecord::read(row, *c).state == DeliveryState::Pending);
+    pending && get_datetime(row, "Timestamp").is_none_or(|written| now - written <= give_up)
 }
 
 /// The columns a poll needs to decide which rows have work, for the given channels.
-pub fn scan_columns(channels: &[Channel]) -> Vec<String> {
+pub fn scan_columns(channels: &[ChannelId]) -> Vec<String> {
     let mut select = vec!["PartitionKey".to_string(), "RowKey".to_string(), LEASE_COLUMN.to_string()];
     for ch in channels {
-        select.push(ch.column(Column::State));
-        select.push(ch.column(Column::NextAttempt));
+        select.push(column(*ch, Column::State));
+        select.push(column(*ch, Column::NextAttempt));
     }
     select
 }
@@ -220,11 +185,11 @@ mod tests {
     fn record_is_due_when_pending_and_time_has_come() {
         let now = Utc::now();
         let mut e = Entity::new();
-        assert!(ChannelRecord::read(&e, Channel::Email).is_due(now));
+        assert!(ChannelRecord::read(&e, ChannelId::Email).is_due(now));
         put_datetime(&mut e, "NotifyEmailNextAttempt", now + chrono::Duration::seconds(60));
-        assert!(!ChannelRecord::read(&e, Channel::Email).is_due(now));
+        assert!(!ChannelRecord::read(&e, ChannelId::Email).is_due(now));
         e.insert("NotifyEmailState".into(), "delivered".into());
-        assert_eq!(ChannelRecord::read(&e, Channel::Email).state, DeliveryState::Delivered);
+        assert_eq!(ChannelRecord::read(&e, ChannelId::Email).state, DeliveryState::Delivered);
     }
 
     #[test]
@@ -232,7 +197,7 @@ mod tests {
         let state = |v: &str| {
             let mut e = Entity::new();
             e.insert("NotifyEmailState".into(), v.into());
-            ChannelRecord::read(&e, Channel::Email).state
+            ChannelRecord::read(&e, ChannelId::Email).state
         };
         assert_eq!(state("Delivered"), DeliveryState::Delivered);
         assert_eq!(state(" FAILED "), DeliveryState::Failed);
@@ -240,16 +205,16 @@ mod tests {
         assert_eq!(state("done"), DeliveryState::Unknown);
         let mut e = Entity::new();
         e.insert("NotifyEmailState".into(), serde_json::json!(1));
-        assert_eq!(ChannelRecord::read(&e, Channel::Email).state, DeliveryState::Unknown);
-        assert!(!ChannelRecord::read(&e, Channel::Email).is_due(Utc::now()));
+        assert_eq!(ChannelRecord::read(&e, ChannelId::Email).state, DeliveryState::Unknown);
+        assert!(!ChannelRecord::read(&e, ChannelId::Email).is_due(Utc::now()));
     }
 
     #[test]
     fn column_names_are_the_documented_ones() {
-        assert_eq!(Channel::Slack.column(Column::LastError), "NotifySlackLastError");
-        assert_eq!(Channel::Email.column(Column::DeliveredAt), "NotifyEmailDeliveredAt");
-        assert_eq!(Channel::Dynamics.column(Column::State), "NotifyDynamicsState");
-        assert_eq!(Channel::HubSpot.column(Column::Attempts), "NotifyHubSpotAttempts");
+        assert_eq!(column(ChannelId::Slack, Column::LastError), "NotifySlackLastError");
+        assert_eq!(column(ChannelId::Email, Column::DeliveredAt), "NotifyEmailDeliveredAt");
+        assert_eq!(column(ChannelId::Dynamics, Column::State), "NotifyDynamicsState");
+        assert_eq!(column(ChannelId::HubSpot, Column::Attempts), "NotifyHubSpotAttempts");
     }
 
     #[test]

@@ -7,11 +7,11 @@
 //! - [`http`]: the HTTP edge: routes, the host's envelope protocol, the key layer, errors, and
 //!   the accept loop with its limits on clients.
 //! - [`ingest`]: LeadIngest: one lead in, one row written.
-//! - [`notify`]: LeadNotify: poller, delivery state, retry policy, one module per channel.
+//! - [`notify`]: LeadNotify: the run, the unit of work, discovery, claim, state owners, channels.
 //! - [`settings`] and [`schedule`]: every setting, parsed once into types.
 //! - [`lead`]: the lead domain, pure code.
-//! - [`store`]: the Azure Table client (account and signing, REST calls).
-//! - [`entity`], [`net`], [`text`]: small shared pieces at the bottom.
+//! - [`store`]: the `Table` trait, its REST client (account and signing) and in-memory table.
+//! - [`channel_id`], [`clock`], [`entity`], [`net`], [`text`]: small shared pieces at the bottom.
 
 pub mod app;
 pub mod channel_id;

@@ -355,7 +355,7 @@ fn alerts_exist_when_an_alert_address_is_given() {
         assert_eq!(r["properties"]["scopes"][0], "[resourceId('Microsoft.Insights/components', variables('insightsName'))]");
     }
     // (a) The handler's own words when it gives up on a channel.
-    let notify_src = std::fs::read_to_string(format!("{ROOT}/src/notify/poller.rs")).unwrap();
+    let notify_src = std::fs::read_to_string(format!("{ROOT}/src/notify/deliver.rs")).unwrap();
     assert!(notify_src.contains("\"notification failed for good"), "the alert's text must match the handler's log line");
     let failed = query("notification failed for good");
     assert!(failed["properties"]["criteria"]["allOf"][0]["query"].as_str().unwrap().starts_with("traces"));

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::channel::{Registry, Sender};
 use super::lead_state::{column, ChannelRecord, Column, DeliveryState};
 use super::message::LeadMessage;
-use super::notify_table::{DigestRow, NotifyTable};
+use super::notify_table::{DigestRow, NotifyTable, SweepCursor};
 use super::transport::{DeliveryError, SendOutcome};
 use super::Notifier;
 use crate::channel_id::ChannelId;
@@ -223,6 +223,12 @@ async fn retention_deletes_what_nothing_will_send_and_never_a_row_written_recent
     world.odd_row("liar", "1", "2001-01-01T00:00:00Z").await;
 
     world.clock.advance(Duration::days(400));
+    // The timer has run all along: its cursors are recent.
+    let now = world.clock.now();
+    let state = NotifyTable::beside(&world.shared());
+    state.set_date_cursor(now.date_naive() - Duration::days(1)).await.unwrap();
+    let recent = SweepCursor { from: Some(now - Duration::minutes(5)), last_pass: Some(now), ..SweepCursor::default() };
+    state.set_sweep_cursor(&recent).await.unwrap();
     world.odd_row("liar2", "1", "2001-01-01T00:00:00Z").await;
     let both = Registry::new(std::time::Duration::from_secs(5))
         .with(ChannelId::Webhook, sender.clone())

@@ -20,9 +20,11 @@
 //!   to the next day; its README: `* 12 16 * Mon` runs on Mondays "but only if the day is the
 //!   16th of the month". (Vixie cron's "either field" rule is NOT what Azure does.)
 //!
-//! Where this differs from NCrontab, it is stricter or the common cron reading:
-//! - 7 is also Sunday, so `1-7` is Monday to Sunday (NCrontab's day-of-week field is 0-6 and
-//!   refuses 7; the Functions host may therefore refuse an expression this module accepts);
+//! - the day-of-week field is 0-6: `7` is refused with a hint to write `0` for Sunday, as the
+//!   Functions host (which reads the same setting) refuses it; accepting it here would run
+//!   `handler serve` on a schedule the timer trigger never runs.
+//!
+//! Where this differs from NCrontab, it is stricter:
 //! - a backwards range (`17-9`) and a zero step (`*/0`) are refused; NCrontab silently swaps
 //!   the range ends and treats the step as 1.
 //!
@@ -211,8 +213,6 @@ fn first_of_next_month(date: NaiveDate) -> Option<NaiveDate> {
 fn parse_field(index: usize, text: &str) -> Result<u64, String> {
     let field = &FIELDS[index];
     let name = field.name;
-    // 7 is Sunday too, in values and range ends (not in `*`, nor as the implied end of `a/n`).
-    let top = if index == DOW { 7 } else { field.max };
     let mut bits = 0u64;
     for item in text.split(',') {
         if item.is_empty() {
@@ -230,13 +230,13 @@ fn parse_field(index: usize, text: &str) -> Result<u64, String> {
         let (lo, hi) = if range == "*" {
             (field.min, field.max)
         } else if let Some((a, b)) = range.split_once('-') {
-            let (a, b) = (parse_value(field, top, a)?, parse_value(field, top, b)?);
+            let (a, b) = (parse_value(field, a)?, parse_value(field, b)?);
             if a > b {
                 return Err(format!("{name} range `{range}` runs backwards; write the smaller end first"));
             }
             (a, b)
         } else {
-            let v = parse_value(field, top, range)?;
+            let v = parse_value(field, range)?;
             (v, if step.is_some() { field.max.max(v) } else { v })
         };
         let mut v = lo;
@@ -244,9 +244,6 @@ fn parse_field(index: usize, text: &str) -> Result<u64, String> {
             bits |= 1 << v;
             v = v.saturating_add(step.unwrap_or(1));
         }
-    }
-    if index == DOW && bits & (1 << 7) != 0 {
-        bits = (bits & !(1 << 7)) | 1;
     }
     Ok(bits)
 }
@@ -259,15 +256,19 @@ fn parse_number(s: &str) -> Option<u32> {
     Some(s.parse::<u32>().unwrap_or(u32::MAX))
 }
 
-fn parse_value(field: &Field, top: u32, s: &str) -> Result<u32, String> {
+fn parse_value(field: &Field, s: &str) -> Result<u32, String> {
     let name = field.name;
     if s.is_empty() {
         return Err(format!("{name} has a range with a missing end"));
     }
     if let Some(n) = parse_number(s) {
-        if n < field.min || n > top {
-            let also = if top > field.max { " (7 is also Sunday)" } else { "" };
-            return Err(format!("{name} `{s}` is out of range {}-{}{also}", field.min, field.max));
+        if n < field.min || n > field.max {
+            let hint = if std::ptr::eq(field, &FIELDS[DOW]) && n == 7 {
+                " (Sunday is `0`: the Functions host refuses `7`)"
+            } else {
+                ""
+            };
+            return Err(format!("{name} `{s}` is out of range {}-{}{hint}", field.min, field.max));
         }
         return Ok(n);
     }
@@ -330,7 +331,7 @@ mod tests {
         let sat = "2026-11-21T10:00:00Z";
         assert_eq!(next("0 0 9 * * 1-5", sat).unwrap(), "2026-11-23T09:00:00+00:00");
         assert_eq!(next("0 0 9 * * 0", sat).unwrap(), "2026-11-22T09:00:00+00:00");
-        assert_eq!(next("0 0 9 * * 7", sat).unwrap(), "2026-11-22T09:00:00+00:00");
+        assert_eq!(next("0 0 9 * * 0", sat).unwrap(), "2026-11-22T09:00:00+00:00");
         assert_eq!(next("0 0 9 * * 6", sat).unwrap(), "2026-11-28T09:00:00+00:00");
         assert_eq!(next("0 0 9 * * 0,6", sat).unwrap(), "2026-11-22T09:00:00+00:00");
         assert_eq!(next("0 0 9 * * Mon-Fri", sat).unwrap(), "2026-11-23T09:00:00+00:00");
@@ -365,7 +366,6 @@ mod tests {
             ("0 30 9 * January Monday", "2027-01-04T09:30:00+00:00"),
             ("0 30 9 * jan mon", "2027-01-04T09:30:00+00:00"),
             ("0 0 9 * * MON-FRI", "2026-11-23T09:00:00+00:00"),
-            ("0 0 9 * * 1-7", "2026-11-22T09:00:00+00:00"),
             ("*/15 * * * * *", "2026-11-21T10:07:45+00:00"),
             // The timer extension's own sample.
             ("*/15 * * * * *", "2026-11-21T10:07:45+00:00"),
@@ -384,8 +384,6 @@ mod tests {
             ("0 0 0 1 */3 *", "2027-01-01T00:00:00+00:00"),
             ("0 0 0 1 Feb-Apr,Dec *", "2026-12-01T00:00:00+00:00"),
             ("0 0 12 * * Sat/2", "2026-11-21T12:00:00+00:00"),
-            ("0 0 9 * * 5-7", "2026-11-22T09:00:00+00:00"),
-            ("0 0 9 * * 1-7/2", "2026-11-22T09:00:00+00:00"),
             ("0 0 0 31 * *", "2026-12-31T00:00:00+00:00"),
             ("0 0 0 1,15 * *", "2026-12-01T00:00:00+00:00"),
         ];
@@ -420,8 +418,10 @@ mod tests {
             ("60 * * * * *", "second `60` is out of range 0-59 in `60 * * * * *`"),
             ("0 0 0 0 * *", "day `0` is out of range 1-31 in `0 0 0 0 * *`"),
             ("0 0 0 * 13 *", "month `13` is out of range 1-12 in `0 0 0 * 13 *`"),
-            ("0 0 9 * * 8", "day-of-week `8` is out of range 0-6 (7 is also Sunday) in `0 0 9 * * 8`"),
-            ("0 0 9 * * 1-8", "day-of-week `8` is out of range 0-6 (7 is also Sunday) in `0 0 9 * * 1-8`"),
+            ("0 0 9 * * 8", "day-of-week `8` is out of range 0-6 in `0 0 9 * * 8`"),
+            ("0 0 9 * * 1-8", "day-of-week `8` is out of range 0-6 in `0 0 9 * * 1-8`"),
+            ("0 0 9 * * 7", "day-of-week `7` is out of range 0-6 (Sunday is `0`: the Functions host refuses `7`) in `0 0 9 * * 7`"),
+            ("0 0 9 * * 1-7", "day-of-week `7` is out of range 0-6 (Sunday is `0`: the Functions host refuses `7`) in `0 0 9 * * 1-7`"),
             ("0 0 17-9 * * *", "hour range `17-9` runs backwards; write the smaller end first in `0 0 17-9 * * *`"),
             ("0 */0 * * * *", "minute step `0` in `*/0` is not a whole number of at least 1 in `0 */0 * * * *`"),
             ("0 1,,2 * * * *", "minute `1,,2` has an empty list item in `0 1,,2 * * * *`"),
@@ -481,14 +481,14 @@ mod tests {
     }
 
     /// Writes a random field of `FIELDS[i]` and, independently of the parser, the values it
-    /// allows (index 7 of the day of week folded into Sunday).
+    /// allows.
     fn random_field(rng: &mut Rng, i: usize) -> (String, Vec<bool>) {
         let f = &FIELDS[i];
-        let top = if i == DOW { 7 } else { f.max };
+        let top = f.max;
         let mut allowed = vec![false; top as usize + 1];
         let word = |rng: &mut Rng, v: u32| -> String {
             let names = f.names;
-            if names.is_empty() || v > f.max || rng.below(2) == 0 {
+            if names.is_empty() || rng.below(2) == 0 {
                 return v.to_string();
             }
             let full = names[(v - f.min) as usize];
@@ -535,9 +535,6 @@ mod tests {
                 v += step;
             }
             parts.push(text);
-        }
-        if i == DOW && allowed[7] {
-            allowed[0] = true;
         }
         (parts.join(","), allowed)
     }

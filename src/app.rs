@@ -15,7 +15,7 @@ use crate::notify::new_leads::NewLeads;
 use crate::notify::Notifier;
 use crate::schedule::Schedule;
 use crate::settings::Settings;
-use crate::store::{SharedTable, TableClient};
+use crate::store::SharedTable;
 
 pub struct Application {
     listener: TcpListener,
@@ -30,11 +30,9 @@ impl Application {
     /// prepares the rest.
     pub async fn build(settings: &Settings, addr: SocketAddr, mode: Mode) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-        let store: SharedTable = Arc::new(TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?);
+        let store: SharedTable = Arc::new(settings.storage.client()?);
         // A client of its own, so the notifier's transaction count is its own.
-        let notifier =
-            Notifier::new(settings, Arc::new(TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?))
-                .map_err(anyhow::Error::msg)?;
+        let notifier = Notifier::new(settings, Arc::new(settings.storage.client()?)).map_err(anyhow::Error::msg)?;
         for bad in &settings.channels.misconfigured {
             if bad.channel == ChannelId::Digest {
                 tracing::error!(channel = bad.channel.name(), error = %bad.error, "digest disabled until the setting is fixed (leads and the other channels are unaffected)");
@@ -48,7 +46,7 @@ impl Application {
             let names: Vec<&str> = notifier.channels().iter().map(|c| c.name()).collect();
             tracing::info!(channels = ?names, digest = settings.channels.digest.is_some(), "notification channels");
         }
-        for e in &settings.ignored {
+        for e in &settings.replaced_by_default {
             // Under the host the timer's schedule is the host's: it refuses this one as well.
             let host_too = matches!(mode, Mode::Host) && e.name == "NOTIFY_SCHEDULE";
             let effect = if host_too {
@@ -58,13 +56,13 @@ impl Application {
             };
             tracing::error!(error = %e, "{effect}");
         }
-        let kick = settings.immediate.then(|| Arc::new(NewLeads::default()));
+        let kick = settings.notify.immediate.then(|| Arc::new(NewLeads::default()));
         let state = AppState { store, notifier: Arc::new(notifier), kick };
         let limits = match mode {
             Mode::Host => Limits::host(),
             Mode::Standalone { .. } => Limits::standalone(),
         };
-        Ok(Application { listener, state, mode, schedule: settings.schedule.clone(), limits })
+        Ok(Application { listener, state, mode, schedule: settings.notify.schedule.clone(), limits })
     }
 
     /// Replaces the limits on clients chosen for the mode (`handler serve` flags).

@@ -15,8 +15,9 @@ use marketplace_leads::http::Mode;
 use marketplace_leads::notify::lead_state::configured;
 use marketplace_leads::notify::notify_table::NotifyTable;
 use marketplace_leads::notify::Notifier;
-use marketplace_leads::settings::{Settings, SETTINGS};
-use marketplace_leads::store::{SharedTable, TableClient};
+use marketplace_leads::settings::definition::{Valid, ALL as SETTINGS};
+use marketplace_leads::settings::Settings;
+use marketplace_leads::store::SharedTable;
 use marketplace_leads::tools::{self, digest_status, export, forget, list, status, test_lead, LeadFilter};
 
 #[derive(Parser)]
@@ -218,7 +219,7 @@ async fn run(command: Option<Command>) -> anyhow::Result<u8> {
                 .parse::<u16>()
                 .map_err(|_| anyhow!("setting FUNCTIONS_CUSTOMHANDLER_PORT: not a port number"))?;
             let app = Application::build(&settings, SocketAddr::from(([127, 0, 0, 1], port)), Mode::Host).await?;
-            tracing::info!(addr = %app.local_addr(), table = %settings.table, "custom handler listening");
+            tracing::info!(addr = %app.local_addr(), table = %settings.storage.table, "custom handler listening");
             app.run().await?;
         }
         Some(Command::Serve { port, bind, limits }) => {
@@ -230,17 +231,15 @@ async fn run(command: Option<Command>) -> anyhow::Result<u8> {
                 Application::build(&settings, SocketAddr::new(bind, port), Mode::Standalone { key }).await?.with_limits(limits.to_limits());
             let addr = app.local_addr();
             let host = if bind.is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-            tracing::info!(%addr, table = %settings.table, schedule = %settings.schedule, "standalone handler listening");
+            tracing::info!(%addr, table = %settings.storage.table, schedule = %settings.notify.schedule, "standalone handler listening");
             println!("LeadIngest: POST http://{host}:{}/api/LeadIngest?code=<LEADS_INGEST_KEY>", addr.port());
             app.run().await?;
         }
         Some(Command::Notify) => {
-            for e in &settings.ignored {
+            for e in &settings.replaced_by_default {
                 tracing::error!(error = %e, "invalid setting: its default is used");
             }
-            let notifier =
-                Notifier::new(&settings, Arc::new(TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?))
-                    .map_err(anyhow::Error::msg)?;
+            let notifier = Notifier::new(&settings, Arc::new(settings.storage.client()?)).map_err(anyhow::Error::msg)?;
             let report = notifier.run_once().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if report.errors > 0 {
@@ -254,7 +253,7 @@ async fn run(command: Option<Command>) -> anyhow::Result<u8> {
 }
 
 async fn leads(settings: &Settings, command: LeadsCommand) -> anyhow::Result<()> {
-    let store: SharedTable = Arc::new(TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry)?);
+    let store: SharedTable = Arc::new(settings.storage.client()?);
     let stdout = std::io::stdout();
     match command {
         LeadsCommand::List { filter, limit } => {
@@ -302,7 +301,7 @@ async fn leads(settings: &Settings, command: LeadsCommand) -> anyhow::Result<()>
                 "{} lead(s) of {} customer(s) in the journey index; {} lead(s) link to no one (test leads, no e-mail address)",
                 done.indexed, done.customers, done.unlinked
             );
-            if !settings.journey {
+            if !settings.notify.journey {
                 eprintln!("note: NOTIFY_JOURNEY is false here, so notifications do not use the index");
             }
         }
@@ -336,7 +335,13 @@ fn print_settings(names_only: bool) {
         } else {
             let default = if s.default.is_empty() { "(none)" } else { s.default };
             let secret = if s.secret { " [secret]" } else { "" };
-            println!("{}{secret}\n  default: {default}\n  {}\n", s.name, s.help);
+            let valid = match s.valid {
+                Valid::Number { min, max } => format!("\n  valid: a whole number from {min} to {max}"),
+                Valid::Flag => "\n  valid: true or false".to_string(),
+                Valid::OneOf(words) => format!("\n  valid: {}", words.join(", ")),
+                _ => String::new(),
+            };
+            println!("{}{secret}\n  default: {default}{valid}\n  {}\n", s.name, s.help);
         }
     }
 }
@@ -348,7 +353,7 @@ fn print_channel_status() {
         Ok(settings) => {
             let on: Vec<&str> = configured(&settings.channels).iter().map(|c| c.name()).collect();
             println!("Current environment: channels on: {}", if on.is_empty() { "none".to_string() } else { on.join(", ") });
-            for e in &settings.ignored {
+            for e in &settings.replaced_by_default {
                 println!("  {} MISCONFIGURED: {e} (LeadNotify uses the default until this is fixed)", e.name);
             }
             if let Some(digest) = &settings.channels.digest {

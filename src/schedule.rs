@@ -263,11 +263,7 @@ fn parse_value(field: &Field, s: &str) -> Result<u32, String> {
     }
     if let Some(n) = parse_number(s) {
         if n < field.min || n > field.max {
-            let hint = if std::ptr::eq(field, &FIELDS[DOW]) && n == 7 {
-                " (Sunday is `0`: the Functions host refuses `7`)"
-            } else {
-                ""
-            };
+            let hint = if std::ptr::eq(field, &FIELDS[DOW]) && n == 7 { " (Sunday is `0`: the Functions host refuses `7`)" } else { "" };
             return Err(format!("{name} `{s}` is out of range {}-{}{hint}", field.min, field.max));
         }
         return Ok(n);

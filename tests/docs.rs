@@ -2,7 +2,7 @@
 //! settings table and in `local.settings.json.sample`, and the function definitions match what
 //! the handler serves.
 
-use marketplace_leads::settings::SETTINGS;
+use marketplace_leads::settings::definition::ALL as SETTINGS;
 use serde_json::Value;
 
 fn read(path: &str) -> String {
@@ -14,10 +14,22 @@ fn json(path: &str) -> Value {
 }
 
 #[test]
-fn readme_documents_every_setting() {
+fn readme_documents_every_setting_with_its_default() {
     let readme = read("README.md");
     for s in SETTINGS {
-        assert!(readme.contains(&format!("| `{}` |", s.name)), "README settings table lacks {}", s.name);
+        let row = format!("| `{}` | ", s.name);
+        let Some(at) = readme.find(&row) else { panic!("README settings table lacks {}", s.name) };
+        let default_column = readme[at + row.len()..].split(" |").next().unwrap_or_default();
+        if s.default.is_empty() {
+            assert!(!default_column.starts_with('`'), "README gives {} a default the code does not have: {default_column}", s.name);
+        } else {
+            assert!(
+                default_column.starts_with(&format!("`{}`", s.default)),
+                "README's default of {} is `{default_column}`, the code's is `{}`",
+                s.name,
+                s.default
+            );
+        }
     }
 }
 

@@ -28,7 +28,7 @@ use marketplace_leads::notify::retry_schedule::parse_retry_after;
 use marketplace_leads::notify::Notifier;
 use marketplace_leads::schedule::Schedule;
 use marketplace_leads::settings::Settings;
-use marketplace_leads::store::{StorageAccount, TableClient};
+use marketplace_leads::store::StorageAccount;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::TestCaseError;
@@ -545,7 +545,7 @@ fn closed_storage_state() -> AppState {
                 ("STORAGE_RETRY_SECONDS", "0"),
             ];
             let settings = Settings::from_map(&env.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).expect("settings");
-            let store: marketplace_leads::store::SharedTable = Arc::new(TableClient::new(settings.storage.clone(), &settings.table, settings.storage_retry).expect("table client"));
+            let store: marketplace_leads::store::SharedTable = Arc::new(settings.storage.client().expect("table client"));
             let notifier = Arc::new(Notifier::new(&settings, store.clone()).expect("notifier"));
             AppState { store, notifier, kick: None }
         })

@@ -85,7 +85,7 @@ mod tests {
                 .to_string(),
         )];
         let settings = crate::settings::Settings::from_map(&env.into_iter().collect()).unwrap();
-        let store: SharedTable = Arc::new(crate::store::MemoryTable::new(&settings.table, crate::clock::Clock::System));
+        let store: SharedTable = Arc::new(crate::store::MemoryTable::new(&settings.storage.table, crate::clock::Clock::System));
         let notifier = Arc::new(Notifier::new(&settings, store.clone()).unwrap());
         AppState { store, notifier, kick: None }
     }

@@ -73,7 +73,7 @@ impl Digest {
     /// the setting, and the rest of LeadNotify runs on, as with a misconfigured channel).
     pub fn new(settings: &Settings, leads: &SharedTable, state: &NotifyTable, clock: Clock) -> Option<Self> {
         let cfg = settings.channels.digest.as_ref()?;
-        let built = smtp_transport(&cfg.email, settings.send_timeout).and_then(|transport| {
+        let built = smtp_transport(&cfg.email, settings.notify.send_timeout).and_then(|transport| {
             let from = cfg.email.from.parse().map_err(|_| "NOTIFY_EMAIL_FROM is not an address".to_string())?;
             let to =
                 cfg.email.to.iter().map(|a| a.parse()).collect::<Result<Vec<Mailbox>, _>>().map_err(|_| "NOTIFY_DIGEST_TO".to_string())?;
@@ -96,9 +96,9 @@ impl Digest {
             transport,
             from,
             to,
-            max_attempts: settings.max_attempts,
-            send_timeout: settings.send_timeout,
-            lease: lease_for(settings.send_timeout, &settings.storage_retry),
+            max_attempts: settings.notify.max_attempts,
+            send_timeout: settings.notify.send_timeout,
+            lease: lease_for(settings.notify.send_timeout, &settings.storage.retry),
         })
     }
 

@@ -62,7 +62,7 @@ impl Retention {
         digest: bool,
         clock: Clock,
     ) -> Option<Self> {
-        let days = settings.retention_days?;
+        let days = settings.notify.retention_days?;
         Some(Retention {
             leads: leads.clone(),
             discovery: Discovery::new(leads),

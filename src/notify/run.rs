@@ -100,7 +100,7 @@ pub struct Notifier {
 impl Notifier {
     /// `leads` should be a handle of its own, so its transaction count is this job's alone.
     pub fn new(settings: &Settings, leads: SharedTable) -> Result<Self, String> {
-        let channels = Registry::from_settings(&settings.channels, settings.send_timeout)?;
+        let channels = Registry::from_settings(&settings.channels, settings.notify.send_timeout)?;
         Ok(Self::with_parts(settings, leads, channels, Clock::System))
     }
 
@@ -116,17 +116,17 @@ impl Notifier {
             leads: leads.clone(),
             channels,
             watched,
-            max_attempts: settings.max_attempts,
-            notify_test_leads: settings.notify_test_leads,
-            lease: lease_for(settings.send_timeout, &settings.storage_retry),
-            journey: settings.journey.then(|| Journey::new(&leads)),
+            max_attempts: settings.notify.max_attempts,
+            notify_test_leads: settings.notify.notify_test_leads,
+            lease: lease_for(settings.notify.send_timeout, &settings.storage.retry),
+            journey: settings.notify.journey.then(|| Journey::new(&leads)),
             clock,
         };
         Notifier {
             deliverer,
             notify_table,
             discovery: Discovery::new(&leads),
-            sweep_every: settings.sweep_every,
+            sweep_every: settings.notify.sweep_every,
             running: tokio::sync::Mutex::new(()),
             sweeping: tokio::sync::Mutex::new(()),
             digest,

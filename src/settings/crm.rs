@@ -4,6 +4,7 @@
 
 use secrecy::SecretString;
 
+use super::definition::{DYNAMICS_AUTHORITY_HOST, HUBSPOT_BASE_URL, SALESFORCE_EXTERNAL_ID_FIELD};
 use super::{bad, check_url, unresolved, SettingError};
 
 type Get<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -89,7 +90,7 @@ pub(super) fn dynamics_from(get: Get) -> Result<Option<DynamicsSettings>, Settin
         tenant,
         client_id,
         client_secret: secret.into(),
-        authority_host: optional_base(get, "DYNAMICS_AUTHORITY_HOST", "https://login.microsoftonline.com")?,
+        authority_host: optional_base(get, DYNAMICS_AUTHORITY_HOST.name, DYNAMICS_AUTHORITY_HOST.default)?,
     }))
 }
 
@@ -98,7 +99,7 @@ pub(super) fn salesforce_from(get: Get) -> Result<Option<SalesforceSettings>, Se
         return Ok(None);
     };
     let [domain, client_id, secret] = <[String; 3]>::try_from(v).map_err(|_| bad("SALESFORCE_DOMAIN", "incomplete"))?;
-    let field = get("SALESFORCE_EXTERNAL_ID_FIELD").unwrap_or_else(|| "MarketplaceLeadId__c".into());
+    let field = get(SALESFORCE_EXTERNAL_ID_FIELD.name).unwrap_or_else(|| SALESFORCE_EXTERNAL_ID_FIELD.default.into());
     // It goes into the URL path: a custom field's API name and nothing else.
     let valid = field.strip_suffix("__c").is_some_and(|stem| {
         stem.starts_with(|c: char| c.is_ascii_alphabetic()) && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -119,7 +120,7 @@ pub(super) fn hubspot_from(get: Get) -> Result<Option<HubSpotSettings>, SettingE
     let Some(token) = get("HUBSPOT_TOKEN") else {
         return Ok(None);
     };
-    Ok(Some(HubSpotSettings { token: token.into(), base_url: optional_base(get, "HUBSPOT_BASE_URL", "https://api.hubapi.com")? }))
+    Ok(Some(HubSpotSettings { token: token.into(), base_url: optional_base(get, HUBSPOT_BASE_URL.name, HUBSPOT_BASE_URL.default)? }))
 }
 
 pub(super) fn marketo_from(get: Get) -> Result<Option<MarketoSettings>, SettingError> {

@@ -8,10 +8,9 @@
 //! `NOTIFY_DIGEST_TO`, `NOTIFY_DIGEST_SCHEDULE` or `NOTIFY_DIGEST_DELAY_SECONDS` disables the digest only, and a bad
 //! `NOTIFY_EMAIL_TO` the per-lead e-mail only. Either may be on without the other.
 
+use super::definition::{NOTIFY_DIGEST_DELAY_SECONDS, NOTIFY_DIGEST_SCHEDULE};
 use super::{addresses, bad, email_from, number, unresolved, EmailSettings, SettingError};
 use crate::schedule::Schedule;
-
-pub const DEFAULT_DIGEST_SCHEDULE: &str = "0 0 8 * * *";
 
 #[derive(Debug, Clone)]
 pub struct DigestSettings {
@@ -25,10 +24,6 @@ pub struct DigestSettings {
     pub delay: std::time::Duration,
 }
 
-/// `NOTIFY_DIGEST_DELAY_SECONDS` when unset: LeadIngest's longest insert (the largest
-/// `STORAGE_RETRY_SECONDS`, 60 s, plus one request's 30 s) with room to spare.
-pub const DEFAULT_DIGEST_DELAY_SECONDS: u64 = 120;
-
 /// `None` when `NOTIFY_DIGEST_TO` is unset (a schedule alone turns nothing on: the sample
 /// settings carry the default schedule).
 pub(super) fn digest_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<DigestSettings>, SettingError> {
@@ -40,12 +35,12 @@ pub(super) fn digest_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Option
     if get("SMTP_HOST").is_none() {
         return Err(bad("SMTP_HOST", "NOTIFY_DIGEST_TO is set but no SMTP relay is (the digest uses the SMTP_* settings)"));
     }
-    let text = get("NOTIFY_DIGEST_SCHEDULE").unwrap_or_else(|| DEFAULT_DIGEST_SCHEDULE.into());
+    let text = get(NOTIFY_DIGEST_SCHEDULE.name).unwrap_or_else(|| NOTIFY_DIGEST_SCHEDULE.default.into());
     let schedule = Schedule::parse(&text).map_err(|e| bad("NOTIFY_DIGEST_SCHEDULE", e))?;
     if schedule.next_after(chrono::Utc::now()).is_none() {
         return Err(bad("NOTIFY_DIGEST_SCHEDULE", format!("`{text}` never comes round (no such date)")));
     }
-    let delay = std::time::Duration::from_secs(number(get, "NOTIFY_DIGEST_DELAY_SECONDS", DEFAULT_DIGEST_DELAY_SECONDS, 0..=3600)?);
+    let delay = std::time::Duration::from_secs(number(get, &NOTIFY_DIGEST_DELAY_SECONDS)?);
     // The e-mail channel's parser with the digest's recipients in place of NOTIFY_EMAIL_TO, so
     // the relay settings mean exactly the same for both.
     let with_digest_to = |name: &str| if name == "NOTIFY_EMAIL_TO" { Some(to.clone()) } else { get(name) };
@@ -74,8 +69,8 @@ mod tests {
         let s = settings(&pairs);
         let d = s.channels.digest.expect("digest on");
         assert_eq!(d.email.to, ["boss@example.com", "sales@example.com"]);
-        assert_eq!(d.schedule.to_string(), super::DEFAULT_DIGEST_SCHEDULE);
-        assert_eq!(d.delay.as_secs(), super::DEFAULT_DIGEST_DELAY_SECONDS);
+        assert_eq!(d.schedule.to_string(), super::NOTIFY_DIGEST_SCHEDULE.default);
+        assert_eq!(d.delay.as_secs(), super::NOTIFY_DIGEST_DELAY_SECONDS.default_number());
         assert!(s.channels.email.is_none() && s.channels.misconfigured.is_empty(), "{:?}", s.channels.misconfigured);
     }
 

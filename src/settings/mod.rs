@@ -1,13 +1,22 @@
-//! Every setting the binary reads, read once at start into one typed struct.
+//! Every setting the binary reads, read once at start into typed structs, one per concern:
+//! [`StorageSettings`], [`NotifySettings`], [`ChannelSettings`] (and the digest and CRMs in their
+//! own files). Each setting is defined once in [`definition`] (name, default, help, validity,
+//! secret); the parsers here read names, defaults and ranges from there.
 //!
 //! Settings come from environment variables because that is how both the Azure Functions host
-//! (app settings / `local.settings.json`) and a container hand them over. A bad value fails the
-//! start with a message naming the setting; secrets are held in `SecretString` so they never reach
-//! a log line through `Debug`. Values are parsed into their types here, once (the schedule, the
-//! decoded webhook key); nothing downstream parses a setting again.
+//! (app settings / `local.settings.json`) and a container hand them over. What a bad value does
+//! depends on what it would break:
+//! - storage (the account, `LEADS_TABLE`, `STORAGE_RETRY_SECONDS`): the start fails with a message
+//!   naming the setting, since nothing can run without the table;
+//! - LeadNotify's own (`NOTIFY_MAX_ATTEMPTS`, `NOTIFY_SCHEDULE`, …): replaced by the default and
+//!   listed in [`Settings::replaced_by_default`], reported at start: LeadIngest keeps running;
+//! - a channel's: that channel is [`Misconfigured`] (its leads stay pending), the rest runs.
+//!
+//! Secrets are held in `SecretString` so they never reach a log line through `Debug`. Values are
+//! parsed into their types here, once; nothing downstream parses a setting again.
 
-mod catalog;
 mod crm;
+pub mod definition;
 mod digest;
 
 use std::collections::HashMap;
@@ -15,9 +24,10 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-pub use catalog::{SettingDoc, SETTINGS};
 pub use crm::{DynamicsSettings, HubSpotSettings, MarketoSettings, SalesforceSettings};
-pub use digest::{DigestSettings, DEFAULT_DIGEST_SCHEDULE};
+use definition::*;
+pub use definition::{Setting, Valid};
+pub use digest::DigestSettings;
 
 use crate::channel_id::ChannelId;
 use crate::schedule::Schedule;
@@ -126,33 +136,52 @@ impl ChannelSettings {
     }
 }
 
+/// Where the leads live.
 #[derive(Debug, Clone)]
-pub struct Settings {
-    pub storage: StorageAccount,
+pub struct StorageSettings {
+    pub account: StorageAccount,
     /// How long each table call rides out transient storage failures (`STORAGE_RETRY_SECONDS`).
-    pub storage_retry: RetryPolicy,
+    pub retry: RetryPolicy,
+    /// `LEADS_TABLE`.
     pub table: String,
-    pub ingest_key: Option<SecretString>,
+}
+
+impl StorageSettings {
+    /// A REST client for the lead table.
+    pub fn client(&self) -> Result<crate::store::TableClient, crate::store::StoreError> {
+        crate::store::TableClient::new(self.account.clone(), &self.table, self.retry)
+    }
+}
+
+/// How LeadNotify runs (its channels are in [`ChannelSettings`]).
+#[derive(Debug, Clone)]
+pub struct NotifySettings {
+    /// `NOTIFY_SCHEDULE`: the timer.
     pub schedule: Schedule,
-    pub channels: ChannelSettings,
     pub max_attempts: u32,
     pub notify_test_leads: bool,
     pub send_timeout: std::time::Duration,
     pub sweep_every: std::time::Duration,
     /// `NOTIFY_JOURNEY`: link each lead to the customer's earlier leads.
     pub journey: bool,
-    /// `NOTIFY_IMMEDIATE`: run LeadNotify in process as soon as LeadIngest stored a lead.
+    /// `NOTIFY_IMMEDIATE`: deliver each new lead in process as soon as LeadIngest stored it.
     pub immediate: bool,
     /// `LEADS_RETENTION_DAYS`: leads older than this are deleted by LeadNotify; `None` keeps
     /// them forever.
     pub retention_days: Option<u32>,
-    /// LeadNotify settings whose values were invalid and were replaced by their defaults
-    /// (reported at start and by `handler settings`; LeadIngest is unaffected).
-    pub ignored: Vec<SettingError>,
 }
 
-/// `NOTIFY_SCHEDULE` when unset: every minute.
-pub const DEFAULT_SCHEDULE: &str = "0 */1 * * * *";
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub storage: StorageSettings,
+    /// `LEADS_INGEST_KEY`: the key of `handler serve`.
+    pub ingest_key: Option<SecretString>,
+    pub notify: NotifySettings,
+    pub channels: ChannelSettings,
+    /// LeadNotify settings whose values were invalid and were replaced by their defaults
+    /// (reported at start and by `handler settings`; LeadIngest is unaffected).
+    pub replaced_by_default: Vec<SettingError>,
+}
 
 impl Settings {
     /// Reads the process environment.
@@ -164,66 +193,56 @@ impl Settings {
     pub fn from_map(env: &HashMap<String, String>) -> Result<Self, SettingError> {
         let get = |name: &str| env.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
 
-        let storage = storage_from(&get)?;
-
-        let storage_retry = RetryPolicy::with_deadline(std::time::Duration::from_secs(number(
-            &get,
-            "STORAGE_RETRY_SECONDS",
-            RetryPolicy::DEFAULT_DEADLINE.as_secs(),
-            0..=MAX_STORAGE_RETRY_SECONDS,
-        )?));
-
-        let table = get("LEADS_TABLE").unwrap_or_else(|| "MarketplaceLeads".into());
+        let account = storage_from(&get)?;
+        // The Functions host gives an HTTP request 230 s; a lead must hear 503 well before that,
+        // so the retry deadline (plus one attempt's 30 s request timeout) stays far below it.
+        let retry = RetryPolicy::with_deadline(std::time::Duration::from_secs(number(&get, &STORAGE_RETRY_SECONDS)?));
+        let table = get(LEADS_TABLE.name).unwrap_or_else(|| LEADS_TABLE.default.into());
         if !valid_table_name(&table) {
-            return Err(bad("LEADS_TABLE", "a table name is 3-63 letters or digits and starts with a letter"));
+            return Err(bad(LEADS_TABLE.name, "a table name is 3-63 letters or digits and starts with a letter"));
         }
 
         // LeadNotify's own settings never stop LeadIngest: an invalid one is replaced by its
         // default and reported, as an invalid channel setting disables only its channel.
-        let mut lenient = Lenient { get: &get, ignored: Vec::new() };
-        let max_attempts = lenient.number("NOTIFY_MAX_ATTEMPTS", 10, 1..=50) as u32;
-        let send_timeout = std::time::Duration::from_secs(lenient.number("NOTIFY_SEND_TIMEOUT_SECONDS", 30, 5..=120));
-        let sweep_every = std::time::Duration::from_secs(60 * lenient.number("NOTIFY_SWEEP_MINUTES", 15, 0..=1440));
+        let mut lenient = Lenient { get: &get, replaced: Vec::new() };
+        let max_attempts = lenient.number(&NOTIFY_MAX_ATTEMPTS) as u32;
+        let send_timeout = std::time::Duration::from_secs(lenient.number(&NOTIFY_SEND_TIMEOUT_SECONDS));
+        let sweep_every = std::time::Duration::from_secs(60 * lenient.number(&NOTIFY_SWEEP_MINUTES));
         // Unset (or invalid) keeps leads forever: deleting a publisher's leads must be asked for.
         // Ten years at most, because a larger number is more likely a typo than a policy.
-        let retention_days =
-            get("LEADS_RETENTION_DAYS").map(|_| lenient.number("LEADS_RETENTION_DAYS", 0, 1..=3650) as u32).filter(|d| *d > 0);
-        let notify_test_leads = lenient.flag("NOTIFY_TEST_LEADS", true);
-        let journey = lenient.flag("NOTIFY_JOURNEY", true);
-        let immediate = lenient.flag("NOTIFY_IMMEDIATE", true);
-        let schedule = match get("NOTIFY_SCHEDULE").map(|text| Schedule::parse(&text)) {
+        let retention_days = get(LEADS_RETENTION_DAYS.name).map(|_| lenient.number(&LEADS_RETENTION_DAYS) as u32).filter(|d| *d > 0);
+        let notify_test_leads = lenient.flag(&NOTIFY_TEST_LEADS);
+        let journey = lenient.flag(&NOTIFY_JOURNEY);
+        let immediate = lenient.flag(&NOTIFY_IMMEDIATE);
+        let schedule = match get(NOTIFY_SCHEDULE.name).map(|text| Schedule::parse(&text)) {
             Some(Ok(schedule)) => schedule,
             other => {
                 if let Some(Err(e)) = other {
-                    lenient.ignored.push(bad("NOTIFY_SCHEDULE", e));
+                    lenient.replaced.push(bad(NOTIFY_SCHEDULE.name, e));
                 }
-                Schedule::parse(DEFAULT_SCHEDULE).expect("the default schedule is valid NCRONTAB")
+                Schedule::parse(NOTIFY_SCHEDULE.default).expect("the default schedule is valid NCRONTAB (tested)")
             }
         };
-        let ignored = lenient.ignored;
+        let replaced_by_default = lenient.replaced;
 
         Ok(Settings {
-            storage,
-            storage_retry,
-            table,
-            ingest_key: get("LEADS_INGEST_KEY").map(SecretString::from),
-            schedule,
+            storage: StorageSettings { account, retry, table },
+            ingest_key: get(LEADS_INGEST_KEY.name).map(SecretString::from),
+            notify: NotifySettings {
+                schedule,
+                max_attempts,
+                notify_test_leads,
+                send_timeout,
+                sweep_every,
+                journey,
+                immediate,
+                retention_days,
+            },
             channels: channels_from(&get),
-            max_attempts,
-            notify_test_leads,
-            send_timeout,
-            sweep_every,
-            journey,
-            immediate,
-            retention_days,
-            ignored,
+            replaced_by_default,
         })
     }
 }
-
-/// The Functions host gives an HTTP request 230 s; a lead must hear 503 well before that, so the
-/// retry deadline (plus one attempt's 30 s request timeout) stays far below it.
-const MAX_STORAGE_RETRY_SECONDS: u64 = 60;
 
 /// The lead table's account: `LEADS_STORAGE`, else `AzureWebJobsStorage`; each as a connection
 /// string, or as the Functions identity-based settings (`<NAME>__tableServiceUri` or
@@ -277,10 +296,11 @@ fn addresses(name: &'static str, list: &str) -> Result<Vec<String>, SettingError
     }
 }
 
-/// A `true`/`false` setting, `default` when unset.
-fn flag(get: &dyn Fn(&str) -> Option<String>, name: &'static str, default: bool) -> Result<bool, SettingError> {
+/// A `true`/`false` setting, its default when unset.
+fn flag(get: &dyn Fn(&str) -> Option<String>, setting: &Setting) -> Result<bool, SettingError> {
+    let name = setting.name;
     match get(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(default),
+        None => Ok(setting.default_flag()),
         Some("true") | Some("1") | Some("yes") => Ok(true),
         Some("false") | Some("0") | Some("no") => Ok(false),
         Some(_) => Err(bad(name, "`true` or `false`")),
@@ -288,42 +308,38 @@ fn flag(get: &dyn Fn(&str) -> Option<String>, name: &'static str, default: bool)
 }
 
 /// Reads LeadNotify's own settings: an invalid value is replaced by the setting's default and
-/// kept in `ignored`, to be reported, instead of stopping the start.
+/// kept in `replaced`, to be reported, instead of stopping the start.
 struct Lenient<'a> {
     get: &'a dyn Fn(&str) -> Option<String>,
-    ignored: Vec<SettingError>,
+    replaced: Vec<SettingError>,
 }
 
 impl Lenient<'_> {
-    fn number(&mut self, name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>) -> u64 {
-        number(self.get, name, default, range).unwrap_or_else(|e| {
-            self.ignored.push(e);
-            default
+    fn number(&mut self, setting: &Setting) -> u64 {
+        number(self.get, setting).unwrap_or_else(|e| {
+            self.replaced.push(e);
+            setting.default_number()
         })
     }
 
-    fn flag(&mut self, name: &'static str, default: bool) -> bool {
-        flag(self.get, name, default).unwrap_or_else(|e| {
-            self.ignored.push(e);
-            default
+    fn flag(&mut self, setting: &Setting) -> bool {
+        flag(self.get, setting).unwrap_or_else(|e| {
+            self.replaced.push(e);
+            setting.default_flag()
         })
     }
 }
 
-/// A whole number setting within `range`, `default` when unset.
-pub(super) fn number(
-    get: &dyn Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, SettingError> {
-    match get(name) {
-        None => Ok(default),
+/// A whole number setting within its range, its default when unset.
+pub(super) fn number(get: &dyn Fn(&str) -> Option<String>, setting: &Setting) -> Result<u64, SettingError> {
+    let range = setting.range();
+    match get(setting.name) {
+        None => Ok(setting.default_number()),
         Some(v) => v
             .parse::<u64>()
             .ok()
             .filter(|n| range.contains(n))
-            .ok_or_else(|| bad(name, format!("a whole number from {} to {}", range.start(), range.end()))),
+            .ok_or_else(|| bad(setting.name, format!("a whole number from {} to {}", range.start(), range.end()))),
     }
 }
 
@@ -470,14 +486,14 @@ mod tests {
     #[test]
     fn defaults_with_development_storage() {
         let s = Settings::from_map(&env(&[("AzureWebJobsStorage", "UseDevelopmentStorage=true")])).unwrap();
-        assert_eq!(s.table, "MarketplaceLeads");
-        assert_eq!(s.max_attempts, 10);
-        assert_eq!(s.storage_retry.deadline, std::time::Duration::from_secs(10));
-        assert!(s.notify_test_leads);
+        assert_eq!(s.storage.table, "MarketplaceLeads");
+        assert_eq!(s.notify.max_attempts, 10);
+        assert_eq!(s.storage.retry.deadline, std::time::Duration::from_secs(10));
+        assert!(s.notify.notify_test_leads);
         assert!(s.channels.is_empty());
-        assert_eq!(s.retention_days, None, "leads are kept forever unless a retention is set");
+        assert_eq!(s.notify.retention_days, None, "leads are kept forever unless a retention is set");
         let kept = Settings::from_map(&env(&[("AzureWebJobsStorage", "UseDevelopmentStorage=true"), ("LEADS_RETENTION_DAYS", "730")]));
-        assert_eq!(kept.unwrap().retention_days, Some(730));
+        assert_eq!(kept.unwrap().notify.retention_days, Some(730));
     }
 
     #[test]
@@ -501,7 +517,7 @@ mod tests {
     fn a_bad_leadnotify_setting_falls_back_to_its_default_and_is_reported() {
         let base = [("AzureWebJobsStorage", "UseDevelopmentStorage=true")];
         let defaults = Settings::from_map(&env(&base)).unwrap();
-        assert!(defaults.ignored.is_empty());
+        assert!(defaults.replaced_by_default.is_empty());
         for (name, value) in [
             ("NOTIFY_MAX_ATTEMPTS", "0"),
             ("NOTIFY_SEND_TIMEOUT_SECONDS", "1"),
@@ -517,14 +533,22 @@ mod tests {
             let mut m = env(&base);
             m.insert(name.into(), value.into());
             let s = Settings::from_map(&m).unwrap_or_else(|e| panic!("{name}={value} stopped the handler: {e}"));
-            let names: Vec<&str> = s.ignored.iter().map(|e| e.name).collect();
+            let names: Vec<&str> = s.replaced_by_default.iter().map(|e| e.name).collect();
             assert_eq!(names, [name], "{value}");
             assert_eq!(
-                (s.max_attempts, s.send_timeout, s.sweep_every, s.notify_test_leads, s.journey, s.immediate, s.retention_days),
-                (10, defaults.send_timeout, defaults.sweep_every, true, true, true, None),
+                (
+                    s.notify.max_attempts,
+                    s.notify.send_timeout,
+                    s.notify.sweep_every,
+                    s.notify.notify_test_leads,
+                    s.notify.journey,
+                    s.notify.immediate,
+                    s.notify.retention_days
+                ),
+                (10, defaults.notify.send_timeout, defaults.notify.sweep_every, true, true, true, None),
                 "{name}={value}: the default, and never a deletion"
             );
-            assert_eq!(s.schedule.to_string(), defaults.schedule.to_string());
+            assert_eq!(s.notify.schedule.to_string(), defaults.notify.schedule.to_string());
         }
     }
 

@@ -21,6 +21,8 @@ Usage: infra/deploy.sh --resource-group NAME [options]
   --lead-destination KIND   https (default, keyless) or azureTable (turns shared-key access on,
                             for Partner Center's "Azure Table" destination)
   --alert-email ADDRESS     create the alerts and e-mail them to ADDRESS
+  --vault-name-salt TEXT    give the Key Vault another name (template parameter vaultNameSalt):
+                            for a group re-created while its old vault is still soft-deleted
   --grant-me-table-reader   give the signed-in user "Storage Table Data Reader" on the account, so
                             `handler leads list|export|status` work from this machine with az login
   --skip-build              reuse target/x86_64-unknown-linux-musl/release/handler
@@ -33,7 +35,7 @@ EOF
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 AZ="${AZ:-az}"
-GROUP="" LOCATION="westeurope" APP_NAME="" PARAMS="" DESTINATION="" ALERT_EMAIL=""
+GROUP="" LOCATION="westeurope" APP_NAME="" PARAMS="" DESTINATION="" ALERT_EMAIL="" VAULT_SALT=""
 SKIP_BUILD=0 WHAT_IF=0 GRANT_ME=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,6 +45,7 @@ while [ $# -gt 0 ]; do
     --parameters) PARAMS="${2:?}"; shift 2 ;;
     --lead-destination) DESTINATION="${2:?}"; shift 2 ;;
     --alert-email) ALERT_EMAIL="${2:?}"; shift 2 ;;
+    --vault-name-salt) VAULT_SALT="${2:?}"; shift 2 ;;
     --grant-me-table-reader) GRANT_ME=1; shift ;;
     --skip-build) SKIP_BUILD=1; shift ;;
     --what-if) WHAT_IF=1; shift ;;
@@ -140,20 +143,76 @@ PARAM_ARGS=()
 [ -n "$APP_NAME" ] && PARAM_ARGS+=(--parameters "appName=$APP_NAME")
 [ -n "$DESTINATION" ] && PARAM_ARGS+=(--parameters "leadDestination=$DESTINATION")
 [ -n "$ALERT_EMAIL" ] && PARAM_ARGS+=(--parameters "alertEmail=$ALERT_EMAIL")
+[ -n "$VAULT_SALT" ] && PARAM_ARGS+=(--parameters "vaultNameSalt=$VAULT_SALT")
 step az group create --name "$GROUP" --location "$LOCATION" --output none
+
+# A Key Vault deleted with its resource group stays soft-deleted for its retention (7 days) and
+# keeps its name, so re-creating the group (same app name, same vault name) would fail. Name the
+# vaults that came from this group and say how to get through.
+DELETED_VAULTS=""
+if [ "$WHAT_IF" = 1 ]; then
+  step az keyvault list-deleted --resource-type vault --query "[].[name, properties.location, properties.vaultId]" --output tsv
+else
+  DELETED_VAULTS="$("$AZ" keyvault list-deleted --resource-type vault \
+    --query "[].[name, properties.location, properties.vaultId]" --output tsv 2>/dev/null \
+    | awk -F '\t' -v g="/resourcegroups/$GROUP/providers/" 'index(tolower($3), tolower(g)) { print $1 " " $2 }' || true)"
+fi
+deleted_vault_hint() {
+  echo "note: soft-deleted Key Vault(s) from resource group $GROUP (name location):" >&2
+  printf '%s\n' "$DELETED_VAULTS" | sed 's/^/  /' >&2
+  cat >&2 <<MSG
+  A deleted vault keeps its name until it is purged or its retention (7 days) ends. If the
+  deployment fails because a vault of that name exists in deleted state, either purge it (its
+  secrets are copies of your parameters; needs the purge permission on the subscription):
+    az keyvault purge --name <name> --location <location>
+  or give the new vault another name: run this script again with --vault-name-salt 2 (any
+  short text; the template parameter vaultNameSalt).
+MSG
+}
+[ -z "$DELETED_VAULTS" ] || deleted_vault_hint
 if [ "$WHAT_IF" = 1 ] && command -v "$AZ" >/dev/null 2>&1 && "$AZ" account show >/dev/null 2>&1; then
   "$AZ" deployment group what-if --resource-group "$GROUP" --template-file "$TEMPLATE" \
     ${PARAM_ARGS[@]+"${PARAM_ARGS[@]}"} || true
 fi
 step az deployment group create --resource-group "$GROUP" --name "$DEPLOYMENT" \
-  --template-file "$TEMPLATE" ${PARAM_ARGS[@]+"${PARAM_ARGS[@]}"} --output none
+  --template-file "$TEMPLATE" ${PARAM_ARGS[@]+"${PARAM_ARGS[@]}"} --output none || {
+  status=$?
+  [ -z "$DELETED_VAULTS" ] || deleted_vault_hint
+  exit "$status"
+}
 
 APP="$(output functionAppName)"
 HOST="$(output defaultHostName)"
 ACCOUNT="$(output storageAccountName)"
 
-# 4. The code. On Flex Consumption this uploads the package to the app's deployment container.
-step az functionapp deployment source config-zip --resource-group "$GROUP" --name "$APP" --src "$PACKAGE" --output none
+# 4. The code. On Flex Consumption this uploads the package to the app's deployment container,
+# with the app's identity. Its role assignments are minutes old on a first deployment and may not
+# apply yet: the upload is then refused (403), so it is retried, a bounded number of times.
+ZIP_ATTEMPTS=10
+ZIP_RETRY_SECONDS="${ZIP_RETRY_SECONDS:-30}"
+if [ "$WHAT_IF" = 1 ]; then
+  step az functionapp deployment source config-zip --resource-group "$GROUP" --name "$APP" --src "$PACKAGE" --output none
+  echo "would retry the upload up to $ZIP_ATTEMPTS times, ${ZIP_RETRY_SECONDS} s apart, while it is refused with 403 (the identity's new roles take minutes to apply)"
+else
+  attempt=1
+  while :; do
+    if ERR="$("$AZ" functionapp deployment source config-zip --resource-group "$GROUP" --name "$APP" --src "$PACKAGE" --output none 2>&1 >/dev/null)"; then
+      break
+    fi
+    case "$ERR" in
+      *403*|*Forbidden*|*AuthorizationPermissionMismatch*|*AuthorizationFailure*|*InaccessibleStorage*|*"not authorized"*) ;;
+      *) printf '%s\n' "$ERR" >&2; echo "error: the package upload failed" >&2; exit 1 ;;
+    esac
+    if [ "$attempt" -ge "$ZIP_ATTEMPTS" ]; then
+      printf '%s\n' "$ERR" >&2
+      echo "error: the package upload was still refused (403) after $ZIP_ATTEMPTS attempts; the identity's role assignments on the storage account may not apply yet: run this script again in a few minutes" >&2
+      exit 1
+    fi
+    echo "the package upload was refused (403): the identity's new role assignments are not applied yet; retrying in ${ZIP_RETRY_SECONDS} s (attempt $attempt of $ZIP_ATTEMPTS)" >&2
+    attempt=$((attempt + 1))
+    sleep "$ZIP_RETRY_SECONDS"
+  done
+fi
 
 # 5. Optional: read access to the lead table for the signed-in user (the lead tools on a laptop).
 if [ "$GRANT_ME" = 1 ]; then

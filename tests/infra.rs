@@ -15,6 +15,7 @@ const BLOB_DATA_OWNER: &str = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
 const TABLE_DATA_CONTRIBUTOR: &str = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3";
 const KEY_VAULT_SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
 const TABLE_DATA_READER: &str = "76199698-9eea-4c19-bc75-cec21354c6b6";
+const MONITORING_METRICS_PUBLISHER: &str = "3913510d-42f4-4e42-8a64-420c390055eb";
 
 const IDENTITY: &str = "resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', variables('identityName'))";
 
@@ -101,8 +102,10 @@ fn every_parameter_and_variable_reference_resolves() {
         assert!(used.contains(&format!("variables('{v}')")), "variable {v} is never used");
     }
     for (name, p) in params {
+        // A blank default: without a parameters file the Azure CLI neither prompts for a secret
+        // nor fails for want of a terminal; an empty secret turns its channel off.
         if p["type"].as_str().unwrap().eq_ignore_ascii_case("securestring") {
-            assert!(p.get("defaultValue").is_none(), "secret {name} must not have a default");
+            assert_eq!(p["defaultValue"], "", "secret {name} must default to empty");
         }
         assert!(p["metadata"]["description"].as_str().is_some_and(|d| !d.is_empty()), "{name} has no description");
     }
@@ -124,7 +127,10 @@ fn flex_consumption_plan_with_the_custom_handler_runtime() {
     assert_eq!(config["runtime"]["version"], "1.0");
     assert_eq!(config["scaleAndConcurrency"]["instanceMemoryMB"], 2048);
     assert_eq!(config["scaleAndConcurrency"]["maximumInstanceCount"], "[parameters('maximumInstanceCount')]");
-    assert_eq!(t["parameters"]["maximumInstanceCount"]["type"], "int");
+    let max = &t["parameters"]["maximumInstanceCount"];
+    assert_eq!(max["type"], "int");
+    // Microsoft's Flex templates: @minValue(40) @maxValue(1000).
+    assert_eq!((max["minValue"].as_i64(), max["maxValue"].as_i64(), max["defaultValue"].as_i64()), (Some(40), Some(1000), Some(40)));
 
     // The package lives in a blob container of the app's account, reached with the identity.
     let storage = &config["deployment"]["storage"];
@@ -201,6 +207,11 @@ fn app_settings_are_what_the_binary_reads() {
     assert_eq!(setting(&t, "AzureWebJobsStorage__credential"), "managedidentity");
     assert_eq!(setting(&t, "AzureWebJobsStorage__clientId"), format!("[reference({IDENTITY}, '2023-01-31').clientId]"));
     assert!(setting(&t, "APPLICATIONINSIGHTS_CONNECTION_STRING").contains("ConnectionString"));
+    // Telemetry with the identity too: the component takes no instrumentation-key ingestion.
+    assert_eq!(
+        setting(&t, "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
+        format!("[format('ClientId={{0}};Authorization=AAD', reference({IDENTITY}, '2023-01-31').clientId)]")
+    );
     // Secrets: a Key Vault reference when the parameter is given, empty (that channel off) when
     // not; the vault secret is written from the parameter only when it is not empty.
     let secrets = [
@@ -291,6 +302,8 @@ fn the_identity_gets_its_roles_before_the_app_starts() {
             "storage"
         } else if scope.contains("Microsoft.KeyVault/vaults") {
             "vault"
+        } else if scope == "[format('Microsoft.Insights/components/{0}', variables('insightsName'))]" {
+            "insights"
         } else {
             panic!("unexpected scope {scope}")
         };
@@ -311,6 +324,7 @@ fn the_identity_gets_its_roles_before_the_app_starts() {
         (BLOB_DATA_OWNER.to_string(), "storage"),
         (TABLE_DATA_CONTRIBUTOR.to_string(), "storage"),
         (KEY_VAULT_SECRETS_USER.to_string(), "vault"),
+        (MONITORING_METRICS_PUBLISHER.to_string(), "insights"),
     ]
     .into();
     assert_eq!(granted, expected);
@@ -395,14 +409,38 @@ fn security_settings_hold() {
     assert_eq!(storage["allowBlobPublicAccess"], false);
     let app = function_app(&t);
     assert_eq!(app["properties"]["httpsOnly"], true);
-    assert_eq!(app["properties"]["siteConfig"]["minTlsVersion"], "1.2");
-    assert_eq!(app["properties"]["siteConfig"]["ftpsState"], "Disabled");
+    let site_config = app["properties"]["siteConfig"].as_object().unwrap();
+    assert_eq!(site_config["minTlsVersion"], "1.2");
+    // Flex Consumption rejects some siteConfig properties (ARM error 51021: FtpsState,
+    // Use32BitWorkerProcess, NetFrameworkVersion, LinuxFxVersion, ...). Only these go there.
+    for key in site_config.keys() {
+        assert!(["appSettings", "minTlsVersion", "scmMinTlsVersion", "http20Enabled"].contains(&key.as_str()), "siteConfig.{key} on Flex");
+    }
+    assert!(site_config.get("ftpsState").is_none(), "no ftpsState on the Flex site");
+    let skips = app["metadata"]["checkov"].as_array().unwrap();
+    assert!(skips.iter().any(|s| s.as_str().unwrap().starts_with("CKV_AZURE_78: ")), "the FTP check is skipped with its reason");
     let vault = &resource(&t, "Microsoft.KeyVault/vaults")["properties"];
     assert_eq!(vault["enableRbacAuthorization"], true);
     assert_eq!(vault["enableSoftDelete"], true);
     assert!(resources(&t).iter().any(|r| r["type"] == "Microsoft.Storage/storageAccounts/tableServices/tables"));
     let insights = resource(&t, "Microsoft.Insights/components");
     assert!(insights["properties"]["WorkspaceResourceId"].as_str().unwrap().contains("Microsoft.OperationalInsights/workspaces"));
+    assert_eq!(insights["properties"]["DisableLocalAuth"], true, "telemetry only with Microsoft Entra ID");
+}
+
+/// A soft-deleted vault keeps its name for its retention: the name can be changed with a salt,
+/// without changing the name of an existing deployment's vault.
+#[test]
+fn the_vault_name_can_be_salted() {
+    let t = template();
+    assert_eq!(t["parameters"]["vaultNameSalt"]["defaultValue"], "");
+    let name = t["variables"]["vaultName"].as_str().unwrap();
+    assert!(name.contains("if(empty(parameters('vaultNameSalt')), uniqueString(resourceGroup().id, parameters('appName')),"), "{name}");
+    let vault = resource(&t, "Microsoft.KeyVault/vaults");
+    assert_eq!(vault["properties"]["softDeleteRetentionInDays"], 7);
+    let reason =
+        vault["metadata"]["checkov"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).find(|s| s.starts_with("CKV_AZURE_110"));
+    assert!(reason.unwrap().contains("purge protection or not"), "{reason:?}");
 }
 
 /// checkov skips live on the resource (`metadata.checkov`), one `CKV_AZURE_n: reason` each.
@@ -435,7 +473,7 @@ fn parameters_sample_only_sets_declared_parameters() {
     for name in sample["parameters"].as_object().unwrap().keys() {
         assert!(t["parameters"].get(name).is_some(), "{name} is not a template parameter");
     }
-    // Secure parameters have no default, so the sample must give each one (empty = off).
+    // The sample shows every secret (empty = off), though each defaults to empty.
     for (name, p) in t["parameters"].as_object().unwrap() {
         if p["type"] == "securestring" {
             assert!(sample["parameters"].get(name).is_some(), "sample lacks secret {name}");
@@ -462,6 +500,8 @@ fn deploy_dry_run_needs_no_azure_with_and_without_each_option() {
         "az group create --name rg-test",
         "az deployment group create --resource-group rg-test",
         "config-zip",
+        "would retry the upload up to 10 times",
+        "az keyvault list-deleted --resource-type vault",
         "would package",
         "function keys list",
         "/api/LeadIngest?code=",
@@ -477,6 +517,7 @@ fn deploy_dry_run_needs_no_azure_with_and_without_each_option() {
         (&["--lead-destination", "https"], &["--parameters leadDestination=https"], &["show-connection-string"]),
         (&["--lead-destination", "azureTable"], &["--parameters leadDestination=azureTable", "show-connection-string"], &[]),
         (&["--alert-email", "ops@contoso.com"], &["--parameters alertEmail=ops@contoso.com"], &[]),
+        (&["--vault-name-salt", "2"], &["--parameters vaultNameSalt=2"], &[]),
         (
             &["--grant-me-table-reader"],
             &["az ad signed-in-user show", "role assignment list", "role assignment create", TABLE_DATA_READER, "leads status"],
@@ -562,6 +603,15 @@ case "$*" in
   *"ad signed-in-user show"*) echo 00000000-0000-0000-0000-00000000cafe ;;
   *"role assignment list"*) echo "${ROLE_EXISTS:-0}" ;;
   *"function keys list"*) echo the-function-key ;;
+  *"keyvault list-deleted"*) [ -z "$DELETED_VAULT" ] || printf '%s\twesteurope\t/subscriptions/s/resourceGroups/%s/providers/Microsoft.KeyVault/vaults/%s\n' "$DELETED_VAULT" "${DELETED_VAULT_GROUP:-RG-Leads}" "$DELETED_VAULT" ;;
+  *config-zip*)
+    # ZIP_FAILS uploads answer ZIP_ERROR (default a 403) before one succeeds.
+    n="$(cat "$AZ_LOG.zip" 2>/dev/null || echo 0)"
+    if [ "$n" -lt "${ZIP_FAILS:-0}" ]; then
+      echo $((n + 1)) > "$AZ_LOG.zip"
+      echo "${ZIP_ERROR:-ERROR: Status Code: 403, Forbidden}" >&2
+      exit 1
+    fi ;;
 esac
 "#;
 
@@ -640,4 +690,83 @@ fn deploy_packages_the_app_and_prints_the_partner_center_url_twice_alike() {
     assert!(again.status.success());
     let calls = std::fs::read_to_string(&log).unwrap();
     assert!(calls.contains("role assignment list") && !calls.contains("role assignment create"), "{calls}");
+}
+
+/// Runs deploy.sh (no build) against the recording stand-in for `az`, with extra environment.
+fn deploy_with_fake_az(dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> (bool, String, String, String) {
+    let az = dir.join("az");
+    std::fs::write(&az, FAKE_AZ).unwrap();
+    Command::new("chmod").arg("+x").arg(&az).status().unwrap();
+    // A stand-in binary: these runs are about the calls, not the package (packaging the real one
+    // is what makes the end-to-end test slow).
+    let handler = dir.join("handler");
+    std::fs::write(&handler, "#!/bin/sh\n").unwrap();
+    Command::new("chmod").arg("+x").arg(&handler).status().unwrap();
+    let log = dir.join("az.log");
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(dir.join("az.log.zip"));
+    let out = Command::new("bash")
+        .arg(format!("{ROOT}/infra/deploy.sh"))
+        .args(["--resource-group", "rg-leads", "--skip-build"])
+        .args(extra)
+        .env("AZ", &az)
+        .env("AZ_LOG", &log)
+        .env("HANDLER_BINARY", &handler)
+        .env("PACKAGE_PATH", dir.join("package.zip"))
+        .env("ZIP_RETRY_SECONDS", "0")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        std::fs::read_to_string(&log).unwrap_or_default(),
+    )
+}
+
+/// The first upload after the role assignments may be refused while they apply: retried on
+/// 403, a bounded number of times, with a message; any other failure stops at once.
+#[test]
+fn deploy_retries_the_package_upload_while_it_is_refused_with_403() {
+    let dir = tempfile::tempdir().unwrap();
+    let uploads = |log: &str| log.lines().filter(|l| l.contains("config-zip")).count();
+
+    let (ok, stdout, stderr, log) = deploy_with_fake_az(dir.path(), &[], &[("ZIP_FAILS", "2")]);
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(uploads(&log), 3, "{log}");
+    assert!(stderr.contains("refused (403)") && stderr.contains("attempt 2 of 10"), "{stderr}");
+    assert!(stdout.contains("/api/LeadIngest?code=the-function-key"), "{stdout}");
+
+    let (ok, _, stderr, log) = deploy_with_fake_az(dir.path(), &[], &[("ZIP_FAILS", "99")]);
+    assert!(!ok);
+    assert_eq!(uploads(&log), 10, "bounded: {log}");
+    assert!(stderr.contains("after 10 attempts"), "{stderr}");
+    assert!(!log.contains("function keys list"), "{log}");
+
+    let (ok, _, stderr, log) = deploy_with_fake_az(dir.path(), &[], &[("ZIP_FAILS", "1"), ("ZIP_ERROR", "ERROR: zip file is invalid")]);
+    assert!(!ok);
+    assert_eq!(uploads(&log), 1, "no retry for other errors: {log}");
+    assert!(stderr.contains("zip file is invalid") && stderr.contains("the package upload failed"), "{stderr}");
+}
+
+/// A soft-deleted vault from this resource group (its name may be the one the template derives)
+/// is named before the deployment, with the way through.
+#[test]
+fn deploy_names_a_soft_deleted_vault_of_this_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr, log) = deploy_with_fake_az(dir.path(), &[], &[("DELETED_VAULT", "kvabc123")]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(log.contains("keyvault list-deleted --resource-type vault"), "{log}");
+    // The group matches without regard to case (Azure resource group names are case-insensitive).
+    assert!(stderr.contains("kvabc123 westeurope"), "{stderr}");
+    assert!(stderr.contains("az keyvault purge --name <name> --location <location>") && stderr.contains("--vault-name-salt"), "{stderr}");
+
+    let (ok, _, stderr, _) = deploy_with_fake_az(dir.path(), &[], &[("DELETED_VAULT", "kvother"), ("DELETED_VAULT_GROUP", "rg-other")]);
+    assert!(ok);
+    assert!(!stderr.contains("kvother"), "another group's vault is not ours: {stderr}");
+
+    let (ok, _, _, log) = deploy_with_fake_az(dir.path(), &["--vault-name-salt", "2"], &[]);
+    assert!(ok);
+    assert!(log.contains("--parameters vaultNameSalt=2"), "{log}");
 }

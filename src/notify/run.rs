@@ -194,7 +194,13 @@ impl Notifier {
             }
         }
         report.unfinished = rows.len() as u32;
-        self.handle(rows, &mut report).await;
+        // A burst larger than one run's cap goes in several passes, not to the next tick.
+        let mut rows = rows;
+        while !rows.is_empty() {
+            let rest = rows.split_off(rows.len().min(MAX_LEADS_PER_RUN));
+            self.handle(rows, &mut report).await;
+            rows = rest;
+        }
         report.transactions = self.leads().transactions() - start;
         log_report(&report);
         report

@@ -11,9 +11,13 @@
 //!    notified leads: fast path only, and with the safety-net sweep (first, overlapping, steady).
 //! 5. Storage cut: a paced stream through `handler serve` whose storage path (`FaultProxy`) is cut
 //!    for 2 s, with the default retry window and with none.
+//!
+//! `./scripts/bench cost` runs `cost/mod.rs` instead: the units of the cost model.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "cost/mod.rs"]
+mod cost;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -34,7 +38,12 @@ const ROUNDS: usize = 3;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    runtime.block_on(run());
+    // `./scripts/bench cost` (cargo bench … -- cost): the cost model's units only (benches/cost/mod.rs).
+    if std::env::args().skip(1).any(|a| a == "cost") {
+        runtime.block_on(cost::run());
+    } else {
+        runtime.block_on(run());
+    }
 }
 
 fn lead_payload(i: usize, run: &str) -> String {

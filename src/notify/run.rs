@@ -195,7 +195,6 @@ impl Notifier {
         }
         report.unfinished = rows.len() as u32;
         // A burst larger than one run's cap goes in several passes, not to the next tick.
-        let mut rows = rows;
         while !rows.is_empty() {
             let rest = rows.split_off(rows.len().min(MAX_LEADS_PER_RUN));
             self.handle(rows, &mut report).await;

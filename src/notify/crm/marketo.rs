@@ -53,7 +53,7 @@ pub fn record(lead: &Lead, email: &str) -> Value {
     let c = &lead.contact;
     let dnc = lead.is_do_not_contact();
     object(vec![
-        ("email", Some(super::fit(email, MAX_FIELD).into())),
+        ("email", Some(email.into())),
         ("firstName", field(&c.first_name, MAX_FIELD).map(Into::into)),
         ("lastName", field(&c.last_name, MAX_FIELD).map(Into::into)),
         ("phone", field(&c.phone, MAX_FIELD).map(Into::into)),
@@ -65,6 +65,21 @@ pub fn record(lead: &Lead, email: &str) -> Value {
         ("doNotCall", dnc.then_some(Value::Bool(true))),
         ("doNotCallReason", dnc.then(|| DNC_REASON.into())),
     ])
+}
+
+/// The address Marketo keys the person on, or why this lead cannot be a Marketo person (then
+/// the channel is `skipped` with that reason, not failed: no retry would change it). Marketo's
+/// Email Address field takes ASCII addresses only; an internationalised one (`jana@bücher.de`,
+/// `ján@…`) is refused as invalid, so it is not sent.
+pub fn storable_email(lead: &Lead) -> Result<String, &'static str> {
+    let email = super::email(&lead.contact).ok_or("Marketo: the lead has no e-mail address, and Marketo keys leads on it")?;
+    if !email.is_ascii() {
+        return Err("Marketo: the e-mail address is internationalised (not ASCII), which Marketo's Email Address field cannot store");
+    }
+    if email.len() > MAX_FIELD {
+        return Err("Marketo: the e-mail address is longer than Marketo's Email Address field (255 characters)");
+    }
+    Ok(email)
 }
 
 /// What a Marketo error code means for the attempt.
@@ -100,8 +115,9 @@ impl Marketo {
     }
 
     pub async fn send(&self, http: &reqwest::Client, lead: &Lead, _msg: &LeadMessage) -> SendOutcome {
-        let Some(email) = super::email(&lead.contact) else {
-            return SendOutcome::Skipped(DeliveryError::new("Marketo: the lead has no e-mail address, and Marketo keys leads on it"));
+        let email = match storable_email(lead) {
+            Ok(email) => email,
+            Err(reason) => return SendOutcome::Skipped(DeliveryError::new(reason)),
         };
         let lock = self.lock_for(&email);
         let _one_at_a_time = lock.lock().await;
@@ -161,6 +177,36 @@ impl Marketo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_address_marketo_cannot_store_skips_the_lead_with_the_reason() {
+        // Nothing listens on port 9: a skip never reaches the network.
+        let marketo = Marketo::new(MarketoSettings {
+            base_url: "http://127.0.0.1:9".into(),
+            client_id: "id".into(),
+            client_secret: "s".to_string().into(),
+        });
+        let http = reqwest::Client::new();
+        for (email, why) in [("ján@contoso.example", "internationalised"), ("jana@bücher.example", "internationalised"), ("", "no e-mail")]
+        {
+            let body = json!({"LeadSource": "SPZA-INS|a.b", "UserDetails": {"Email": email}}).to_string();
+            let lead = Lead::from_payload(body.as_bytes()).unwrap().0;
+            match marketo.send(&http, &lead, &LeadMessage::new(&lead, "lead_x", "pk", "rk")).await {
+                SendOutcome::Skipped(e) => assert!(e.summary.contains(why), "{email}: {}", e.summary),
+                other => panic!("{email}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn customer_text_reaches_marketo_cleaned() {
+        let body = json!({"LeadSource": "SPZA-INS|a.b", "UserDetails": {"Email": "a@b.example",
+            "Company": "Evil\u{0}\u{1b}[2J\r\nCorp\u{202E}", "FirstName": "\u{2066}Jana\u{2069}\u{7}"}})
+        .to_string();
+        let lead = Lead::from_payload(body.as_bytes()).unwrap().0;
+        let r = record(&lead, "a@b.example");
+        assert_eq!((r["company"].as_str(), r["firstName"].as_str()), (Some("Evil  [2J  Corp"), Some("Jana")));
+    }
 
     #[test]
     fn dnc_sets_the_flags_and_others_never_send_them() {

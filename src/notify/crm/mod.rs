@@ -276,9 +276,21 @@ pub fn fit(s: &str, max: usize) -> String {
     out
 }
 
-/// A present, non-blank value, cut to `max`.
+/// A present, non-blank value, cleaned as notifications clean customer text ([`one_line`]:
+/// control characters, NUL and terminal escapes included, and line breaks become spaces;
+/// bidirectional controls are dropped), then cut to `max`. Every one-line CRM field goes
+/// through here.
 pub fn field(v: &Option<String>, max: usize) -> Option<String> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(|s| fit(s, max))
+    let cleaned = one_line(v.as_deref()?);
+    let s = cleaned.trim();
+    (!s.is_empty()).then(|| fit(s, max))
+}
+
+/// Text for a multi-line CRM field (a description): line breaks stay (CR LF and lone CR become
+/// LF), every other control character becomes a space and bidirectional controls are dropped,
+/// as in [`one_line`].
+pub fn multi_line(s: &str) -> String {
+    s.replace("\r\n", "\n").replace('\r', "\n").split('\n').map(one_line).collect::<Vec<_>>().join("\n")
 }
 
 /// The text for a required last name when the lead has none (`.edu` customers arrive without
@@ -294,18 +306,21 @@ pub fn last_name(c: &Contact, max: usize) -> String {
 pub fn company(c: &Contact, max: usize) -> String {
     field(&c.company, max)
         .or_else(|| {
-            let email = c.email.as_deref()?.trim();
-            let domain = email.rsplit_once('@')?.1;
-            (!domain.is_empty()).then(|| fit(domain, max))
+            let email = one_line(c.email.as_deref()?);
+            let domain = email.trim().rsplit_once('@')?.1.trim().to_string();
+            (!domain.is_empty()).then(|| fit(&domain, max))
         })
         .unwrap_or_else(|| UNKNOWN.to_string())
 }
 
-/// The lead's e-mail when it looks like one (the e-mail-keyed CRMs need it as the key).
+/// The lead's e-mail when it looks like one (the e-mail-keyed CRMs need it as the key). An
+/// address with a control or bidirectional character in it is none: cleaning it would make it
+/// another address.
 pub fn email(c: &Contact) -> Option<String> {
     let e = c.email.as_deref()?.trim();
     let (local, domain) = e.split_once('@')?;
-    (!local.is_empty() && domain.contains('.') && !e.contains(char::is_whitespace)).then(|| e.to_string())
+    let odd = |ch: char| ch.is_whitespace() || crate::text::breaks_line(ch) || crate::text::is_bidi_control(ch);
+    (!local.is_empty() && domain.contains('.') && !e.contains(odd)).then(|| e.to_string())
 }
 
 /// The lead's e-mail for a CRM field of `max` characters: a plausible address that fits, else

@@ -20,7 +20,8 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::{
-    clean, client_credentials, company, failure, field, fit, last_name, object, prefixed, short, with_token, Call, Fetched, TokenCache,
+    clean, client_credentials, company, failure, field, fit, last_name, multi_line, object, prefixed, short, with_token, Call, Fetched,
+    TokenCache,
 };
 use crate::lead::Lead;
 use crate::notify::message::LeadMessage;
@@ -50,7 +51,7 @@ pub fn record(lead: &Lead, msg: &LeadMessage) -> Value {
         ("Email", super::email_field(c, 80).map(Into::into)),
         ("Phone", field(&c.phone, 40).map(Into::into)),
         ("Title", field(&c.title, 128).map(Into::into)),
-        ("Description", Some(fit(&description, 32000).into())),
+        ("Description", Some(fit(&multi_line(&description), 32000).into())),
         // A value of the default LeadSource picklist.
         ("LeadSource", Some("Web".into())),
         ("HasOptedOutOfEmail", dnc.clone()),
@@ -148,5 +149,25 @@ mod tests {
         assert_eq!(r["Company"], "northwind.example");
         assert_eq!(r["FirstName"].as_str().unwrap().chars().count(), 40);
         assert!(r.get("DoNotCall").is_none() && r.get("MarketplaceLeadId__c").is_none());
+    }
+
+    #[test]
+    fn customer_text_reaches_the_record_cleaned_like_notifications() {
+        let body = serde_json::json!({"LeadSource": "SPZA-PLT|a.b", "UserDetails": {"Email": "jana@contoso.example",
+            "FirstName": "Ja\u{0}na\u{1b}[31m", "LastName": "No\u{202E}vák\r\nBcc: x@evil.example", "Company": "\u{2066}Contoso\u{2069}\n",
+            "Title": "CEO\u{85}\u{2028}"}, "Description": "line one\r\nline\u{7} two\u{202D}"})
+        .to_string();
+        let lead = Lead::from_payload(body.as_bytes()).unwrap().0;
+        let r = record(&lead, &LeadMessage::new(&lead, "lead_x", "pk", "rk"));
+        let forbidden = |c: char| (c.is_control() && c != '\n') || crate::text::is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}');
+        for (k, v) in r.as_object().unwrap() {
+            let v = v.as_str().unwrap_or_default();
+            assert!(!v.contains(forbidden), "{k}: {v:?}");
+        }
+        for k in ["firstname", "lastname", "companyname", "jobtitle", "subject", "FirstName", "LastName", "Company", "Title"] {
+            assert!(!r.get(k).and_then(Value::as_str).unwrap_or_default().contains('\n'), "{k} is one line");
+        }
+        let description = r.as_object().unwrap().iter().find(|(k, _)| k.eq_ignore_ascii_case("description")).unwrap().1.as_str().unwrap();
+        assert!(description.contains("line one  line  two") || description.contains("Description: line one"), "{description}");
     }
 }

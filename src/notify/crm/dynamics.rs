@@ -23,7 +23,7 @@ use super::{
 };
 use crate::lead::Lead;
 use crate::notify::message::LeadMessage;
-use crate::notify::transport::{send_json, DeliveryError, SendOutcome};
+use crate::notify::transport::{send_json, send_request, DeliveryError, RequestBody, SendOutcome};
 use crate::settings::DynamicsSettings;
 use crate::text::one_line;
 
@@ -128,6 +128,54 @@ impl Dynamics {
             "check the application user in the Power Platform admin center (it must exist in this environment with a role that can create leads)",
         )
         .await
+    }
+}
+
+impl Dynamics {
+    /// `leads forget`: deletes the `lead` row this app created for the lead `notification_id`
+    /// (`DELETE /api/data/v9.2/leads(<leadid>)`; the id is ours, see [`lead_id`]). `Ok(true)`
+    /// when deleted, `Ok(false)` when there is none (never created, or already deleted).
+    pub async fn erase_lead(&self, http: &reqwest::Client, notification_id: &str) -> Result<bool, DeliveryError> {
+        let url = format!("{}/api/data/v9.2/leads({})", self.settings.url, lead_id(notification_id));
+        let removed = std::sync::atomic::AtomicBool::new(false);
+        let call = |token: super::Token| {
+            let (url, removed) = (url.clone(), &removed);
+            async move {
+                let headers = [
+                    token.bearer(),
+                    ("Accept", "application/json".to_string()),
+                    ("OData-MaxVersion", "4.0".to_string()),
+                    ("OData-Version", "4.0".to_string()),
+                ];
+                let answer = match send_request(http, reqwest::Method::DELETE, &url, &headers, RequestBody::None).await {
+                    Ok(a) => a,
+                    Err(e) => return Call::Done(SendOutcome::Retry { error: prefixed("Dynamics", "lead delete", e), after: None }),
+                };
+                if answer.is_success() {
+                    removed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Call::Done(SendOutcome::Delivered);
+                }
+                // 404: `lead With Id = … Does Not Exist`.
+                if answer.status == 404 {
+                    return Call::Done(SendOutcome::Delivered);
+                }
+                let json = answer.json();
+                let code = json.as_ref().and_then(|j| j["error"]["code"].as_str()).map(short).filter(|c| !c.is_empty());
+                let error = DeliveryError {
+                    summary: format!("Dynamics: lead delete: HTTP {}{}", answer.status, code.map(|c| format!(" {c}")).unwrap_or_default()),
+                    answer: Some(super::body_excerpt(&answer)),
+                };
+                if answer.status == 401 {
+                    return Call::Unauthorized(error);
+                }
+                Call::Done(failure(&answer, error))
+            }
+        };
+        let outcome =
+            with_token(&self.tokens, || self.token(http), call, "check the application user's role (it must be able to delete leads)")
+                .await;
+        super::erase_result(outcome)?;
+        Ok(removed.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 

@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 use super::{clean, client_credentials, failure, field, object, prefixed, short, with_token, Call, Fetched, TokenCache};
 use crate::lead::Lead;
 use crate::notify::message::LeadMessage;
-use crate::notify::transport::{send_json, DeliveryError, SendOutcome};
+use crate::notify::transport::{send_json, send_request, DeliveryError, RequestBody, SendOutcome};
 use crate::settings::MarketoSettings;
 
 /// The length of Marketo's standard string fields.
@@ -171,6 +171,93 @@ impl Marketo {
         };
         with_token(&self.tokens, || self.token(http), call, "check the LaunchPoint service's API-only user and its role (Read-Write Lead)")
             .await
+    }
+}
+
+/// `leads forget` in Marketo: the person this app created or updated (keyed on e-mail; it may
+/// hold the customer's whole marketing history) is found and listed, and deleted only on request
+/// (`POST /rest/v1/leads/delete.json`).
+impl Marketo {
+    /// Runs one authenticated Marketo call for forget; `Ok` with the `result` array.
+    async fn forget_call(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        url: String,
+        body: Option<Value>,
+        doing: &'static str,
+    ) -> Result<Vec<Value>, DeliveryError> {
+        let result = std::sync::Mutex::new(Vec::new());
+        let call = |token: super::Token| {
+            let (url, body, result) = (url.clone(), body.clone(), &result);
+            let method = method.clone();
+            async move {
+                let headers = [token.bearer(), ("Accept", "application/json".to_string())];
+                let body = body.map_or(RequestBody::None, |b| RequestBody::Json(b.to_string()));
+                let answer = match send_request(http, method, &url, &headers, body).await {
+                    Ok(a) => a,
+                    Err(e) => return Call::Done(SendOutcome::Retry { error: prefixed("Marketo", doing, e), after: None }),
+                };
+                let Some(json) = answer.json().filter(|_| answer.is_success()) else {
+                    if answer.is_success() {
+                        return Call::Done(super::unreadable("Marketo", doing, &answer));
+                    }
+                    let error = DeliveryError {
+                        summary: format!("Marketo: {doing}: HTTP {}", answer.status),
+                        answer: Some(super::body_excerpt(&answer)),
+                    };
+                    return if answer.status == 401 { Call::Unauthorized(error) } else { Call::Done(failure(&answer, error)) };
+                };
+                if json["success"] != Value::Bool(true) {
+                    let e = &json["errors"][0];
+                    let code =
+                        e["code"].as_str().map(str::to_string).or_else(|| e["code"].as_u64().map(|c| c.to_string())).unwrap_or_default();
+                    let error = DeliveryError {
+                        summary: format!("Marketo: {doing}: error {}", short(&code)),
+                        answer: e["message"].as_str().map(clean),
+                    };
+                    return by_code(&code, error);
+                }
+                *result.lock().unwrap_or_else(|p| p.into_inner()) = json["result"].as_array().cloned().unwrap_or_default();
+                Call::Done(SendOutcome::Delivered)
+            }
+        };
+        let outcome = with_token(&self.tokens, || self.token(http), call, "check the API-only user's role (Read-Write Lead)").await;
+        super::erase_result(outcome)?;
+        Ok(result.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The ids of the people with this e-mail (`GET /rest/v1/leads.json?filterType=email&filterValues=…&fields=id`).
+    pub async fn find_people(&self, http: &reqwest::Client, email: &str) -> Result<Vec<u64>, DeliveryError> {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("filterType", "email")
+            .append_pair("filterValues", email)
+            .append_pair("fields", "id")
+            .finish();
+        let url = format!("{}/rest/v1/leads.json?{query}", self.settings.base_url);
+        let result = self.forget_call(http, reqwest::Method::GET, url, None, "lead lookup").await?;
+        Ok(result.iter().filter_map(|r| r["id"].as_u64()).collect())
+    }
+
+    /// Deletes people by id (`POST /rest/v1/leads/delete.json`); every one must come back
+    /// `deleted` (or be gone already: 1004 "lead not found").
+    pub async fn delete_people(&self, http: &reqwest::Client, ids: &[u64]) -> Result<(), DeliveryError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let body = json!({"input": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
+        let url = format!("{}/rest/v1/leads/delete.json", self.settings.base_url);
+        let result = self.forget_call(http, reqwest::Method::POST, url, Some(body), "lead delete").await?;
+        for r in &result {
+            let not_found = r["reasons"][0]["code"].as_str() == Some("1004");
+            if r["status"] != "deleted" && !not_found {
+                return Err(DeliveryError {
+                    summary: format!("Marketo: lead delete: {}", short(r["status"].as_str().unwrap_or("no status"))),
+                    answer: r["reasons"][0]["message"].as_str().map(clean),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -232,6 +232,16 @@ pub fn unreadable(crm: &str, doing: &str, answer: &Answer) -> SendOutcome {
     }
 }
 
+/// What a CRM call of `leads forget` came to: success (`Delivered`, or `Skipped` for "nothing
+/// there") or the error that leaves something behind. Forget reuses the channels' token cache
+/// and 401 handling ([`with_token`]), whose calls answer a [`SendOutcome`].
+pub fn erase_result(outcome: SendOutcome) -> Result<(), DeliveryError> {
+    match outcome {
+        SendOutcome::Delivered | SendOutcome::Skipped(_) => Ok(()),
+        SendOutcome::Retry { error, .. } | SendOutcome::Permanent(error) => Err(error),
+    }
+}
+
 /// Retry or permanent, by status, as every HTTP channel does: 408, 429 and 5xx are retried
 /// (honouring `Retry-After`), everything else is permanent.
 pub fn failure(answer: &Answer, error: DeliveryError) -> SendOutcome {

@@ -472,6 +472,18 @@ struct CrmCounts {
     dynamics: usize,
     salesforce: usize,
     hubspot_notes: usize,
+    /// CRMs with a call that failed: their counts are not the whole story.
+    failed: HashSet<&'static str>,
+}
+
+impl CrmCounts {
+    fn line(&self, crm: &'static str, done: String) -> String {
+        if self.failed.contains(crm) {
+            format!("{crm}: {done} so far; NOT all reached (see LEFT below)")
+        } else {
+            format!("{crm}: {done}")
+        }
+    }
 }
 
 /// Deletes what this app created in each CRM for the lead `nid`; the failures.
@@ -481,19 +493,28 @@ async fn erase_created(access: &CrmAccess<'_>, nid: &str, counts: &mut CrmCounts
     if let Some(d) = &access.crms.dynamics {
         match d.erase_lead(http, nid).await {
             Ok(removed) => counts.dynamics += usize::from(removed),
-            Err(e) => failed.push(format!("Dynamics lead row of {nid}: {e}")),
+            Err(e) => {
+                counts.failed.insert("Dynamics 365");
+                failed.push(format!("Dynamics lead row of {nid}: {e}"));
+            }
         }
     }
     if let Some(s) = &access.crms.salesforce {
         match s.erase_lead(http, nid).await {
             Ok(n) => counts.salesforce += n,
-            Err(e) => failed.push(format!("Salesforce Lead of {nid}: {e}")),
+            Err(e) => {
+                counts.failed.insert("Salesforce");
+                failed.push(format!("Salesforce Lead of {nid}: {e}"));
+            }
         }
     }
     if let Some(h) = &access.crms.hubspot {
         match h.erase_notes(http, nid).await {
             Ok(n) => counts.hubspot_notes += n,
-            Err(e) => failed.push(format!("HubSpot notes of {nid}: {e}")),
+            Err(e) => {
+                counts.failed.insert("HubSpot");
+                failed.push(format!("HubSpot notes of {nid}: {e}"));
+            }
         }
     }
     failed
@@ -625,13 +646,13 @@ pub async fn execute(leads: &SharedTable, plan: &ForgetPlan, crm: Option<&CrmAcc
     if let Some(access) = crm {
         let crms = access.crms;
         if crms.dynamics.is_some() {
-            report.crm.push(format!("Dynamics 365: deleted {} lead row(s) this app created", counts.dynamics));
+            report.crm.push(counts.line("Dynamics 365", format!("deleted {} lead row(s) this app created", counts.dynamics)));
         }
         if crms.salesforce.is_some() {
-            report.crm.push(format!("Salesforce: deleted {} Lead record(s) this app created", counts.salesforce));
+            report.crm.push(counts.line("Salesforce", format!("deleted {} Lead record(s) this app created", counts.salesforce)));
         }
         if let Some(h) = &crms.hubspot {
-            report.crm.push(format!("HubSpot: deleted {} note(s) this app created", counts.hubspot_notes));
+            report.crm.push(counts.line("HubSpot", format!("deleted {} note(s) this app created", counts.hubspot_notes)));
             match h.find_contact(&access.http, address).await {
                 Ok(None) => report.crm.push("HubSpot: no contact with this address".into()),
                 Ok(Some(id)) if access.erase_people => match h.gdpr_delete_contact(&access.http, &id).await {

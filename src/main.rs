@@ -149,7 +149,7 @@ enum LeadsCommand {
     Status,
     /// One customer's leads, oldest first, whichever route brought them.
     Journey {
-        /// The customer's e-mail address (matched trimmed and without regard to case).
+        /// The customer's e-mail address (matched trimmed, ASCII case ignored).
         email: String,
     },
     /// Put every lead already in the table into the customer-journey index, so customers whose

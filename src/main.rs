@@ -151,20 +151,38 @@ enum LeadsCommand {
     Status,
     /// One customer's leads, oldest first, whichever route brought them.
     Journey {
-        /// The customer's e-mail address (matched trimmed and without regard to case).
+        /// The customer's e-mail address (matched trimmed, ASCII case ignored).
         email: String,
     },
     /// Put every lead already in the table into the customer-journey index, so customers whose
     /// leads predate LeadNotify (or this version) are recognised as returning. Safe to repeat.
     Reindex,
-    /// Remove a customer's personal data on request: every lead row naming the address, their
-    /// journey-index entries, and the address wherever else the handler stored it.
+    /// Remove one customer's personal data on request (GDPR Art. 17).
+    ///
+    /// Deletes the lead rows whose own customer address is the given one (the Email column,
+    /// Microsoft's CustomerInfo, or an unparsed payload's email field), with their journey-index
+    /// entries. Other customers' leads that merely mention the address are kept, with the address
+    /// replaced by "[forgotten address]" (plain, JSON-escaped or base64-encoded), as in the
+    /// notifier's state rows. Addresses match trimmed and ASCII-case-insensitively only.
+    ///
+    /// With the CRM settings of LeadNotify present, it also deletes what this app created there
+    /// (the Dynamics 365 lead row, the Salesforce Lead, the HubSpot notes) and lists the HubSpot
+    /// contact and Marketo person it created or updated, with their ids and how to erase them;
+    /// --erase-crm-people erases those too. Not touched: Microsoft's copy in Partner Center,
+    /// notifications already sent, exports, other customers' CRM records that mention the address.
+    ///
+    /// Lists every row as "delete" or "redact" first and asks. Exit code 1 when anything is left
+    /// (a CRM down, a refusal), named in the output; running it again finishes the job.
     Forget {
-        /// The customer's e-mail address (any case).
+        /// The customer's e-mail address (matched trimmed, ASCII case ignored).
         email: String,
         /// Remove without asking (required when stdin is not a terminal).
         #[arg(long)]
         yes: bool,
+        /// Also erase the people this app created or updated in CRMs (HubSpot contact, with
+        /// HubSpot's GDPR delete; Marketo person), which may hold your own history with them.
+        #[arg(long)]
+        erase_crm_people: bool,
     },
 }
 
@@ -305,7 +323,12 @@ async fn leads(settings: &Settings, command: LeadsCommand) -> anyhow::Result<()>
                 eprintln!("note: NOTIFY_JOURNEY is false here, so notifications do not use the index");
             }
         }
-        LeadsCommand::Forget { email, yes } => forget::forget(&store, &email, yes, &mut stdout.lock()).await?,
+        LeadsCommand::Forget { email, yes, erase_crm_people } => {
+            let crms = marketplace_leads::notify::crm::Crms::new(&settings.channels);
+            let http = marketplace_leads::notify::transport::http_client(std::time::Duration::from_secs(30)).map_err(anyhow::Error::msg)?;
+            let options = forget::Options { yes, crm: Some(forget::CrmAccess { http, crms: &crms, erase_people: erase_crm_people }) };
+            forget::forget(&store, &email, options, &mut stdout.lock()).await?
+        }
     }
     Ok(())
 }

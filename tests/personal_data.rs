@@ -71,11 +71,18 @@ async fn forget_removes_one_customer_everywhere_and_nothing_else() {
     let (p2, r2) = ingest(&h, body(&jana.to_uppercase(), "INS")).await;
     let today = Utc::now().date_naive();
     let (p3, r3) = insert_microsoft_row(&table, &format!(" Jana.{t}@Contoso.Example"), today, json!({})).await;
-    let raw = json!({"someNewSchema": {"contact": format!("<JANA.{t}@contoso.example>"), "note": "call back"}}).to_string();
+    // Unparsed, its own address written with a JSON escape.
+    let raw = format!(r#"{{"someNewSchema": {{"email": "jana.{t}\u0040contoso.example"}}, "note": "call back"}}"#);
     ingest(&h, raw).await;
     // Ana, the other customer: she must keep everything.
     let (p4, r4) = ingest(&h, body(&ana, "PLT")).await;
     let (p5, r5) = insert_microsoft_row(&table, &ana, today, json!({})).await;
+    // Bob and Eva merely mention Jana: they keep their leads, without her address.
+    let bob = format!("bob.{t}@fabrikam.example");
+    let mut bob_body: Value = serde_json::from_str(&body(&bob, "PLT")).unwrap();
+    bob_body["Description"] = format!("cc my colleague JANA.{t}@contoso.example").into();
+    let (p6, r6) = ingest(&h, bob_body.to_string()).await;
+    let (p7, r7) = insert_microsoft_row(&table, &format!("eva.{t}@x.example; {jana}"), today, json!({})).await;
     for (pk, rk) in [(&p1, &r1), (&p2, &r2), (&p3, &r3), (&p4, &r4), (&p5, &r5)] {
         index(&table, pk, rk).await;
     }
@@ -87,31 +94,45 @@ async fn forget_removes_one_customer_everywhere_and_nothing_else() {
     .unwrap();
     state.upsert(&digest).await.unwrap();
     let unparsed = all_rows(&table).await.into_iter().filter(|r| r.get("Parsed") == Some(&Value::Bool(false))).count();
-    assert_eq!((all_rows(&table).await.len(), unparsed), (6, 1));
+    assert_eq!((all_rows(&table).await.len(), unparsed), (8, 1));
     assert_eq!((index_entries(&table, &jana).await, index_entries(&table, &ana).await), (3, 2));
 
     // Without --yes and without a terminal: refused, nothing removed.
     let (ok, out, err) = forget(&table, &[&jana.to_uppercase()]);
     assert!(!ok && err.contains("--yes") && err.contains("nothing removed"), "{out}\n{err}");
-    assert!(out.contains("4 lead row(s)") && out.contains("3 journey-index"), "the plan is shown first: {out}");
-    assert_eq!(all_rows(&table).await.len(), 6);
+    assert!(out.contains("6 lead row(s)") && out.contains("4 to delete") && out.contains("2 to redact"), "the plan is shown first: {out}");
+    assert!(out.contains("3 journey-index"), "{out}");
+    assert_eq!(out.matches("    delete  ").count(), 4, "{out}");
+    assert_eq!(out.matches("    redact  ").count(), 2, "{out}");
+    assert!(!out.contains('@'), "the plan shows no address at all: {out}");
+    assert_eq!(all_rows(&table).await.len(), 8);
     assert_eq!(index_entries(&table, &jana).await, 3);
 
     let (ok, out, err) = forget(&table, &[&jana.to_uppercase(), "--yes"]);
     assert!(ok, "{out}\n{err}");
-    assert!(out.contains("Removed 4 lead row(s) and 3 journey-index"), "{out}");
+    assert!(out.contains("Deleted 4 lead row(s); redacted the address in 2 other lead row(s); removed 3 journey-index"), "{out}");
     assert!(out.contains("1 notifier state row(s)") && out.contains("Partner Center"), "{out}");
     assert!(!out.to_lowercase().contains(&ana), "no other customer's data is shown: {out}");
     assert!(!err.to_lowercase().contains(&jana), "the address is not logged: {err}");
 
-    // Ana keeps her rows and entries.
+    // Ana keeps her rows and entries; Bob and Eva keep theirs, the address replaced.
     let left = all_rows(&table).await;
     let keys: Vec<(String, String)> = left.iter().map(|r| (get_str(r, "PartitionKey").into(), get_str(r, "RowKey").into())).collect();
-    assert_eq!(keys.len(), 2);
-    assert!(keys.contains(&(p4, r4)) && keys.contains(&(p5, r5)));
+    assert_eq!(keys.len(), 4);
+    assert!(keys.contains(&(p4, r4)) && keys.contains(&(p5, r5)) && keys.contains(&(p6.clone(), r6.clone())));
+    assert!(keys.contains(&(p7.clone(), r7.clone())));
     assert_eq!((index_entries(&table, &jana).await, index_entries(&table, &ana).await), (0, 2));
+    let bob_row = row(&table, &p6, &r6).await;
+    assert_eq!(get_str(&bob_row, "Description"), "cc my colleague [forgotten address]");
+    assert_eq!(get_str(&bob_row, "Email"), bob);
+    let eva_row = row(&table, &p7, &r7).await;
+    assert!(get_str(&eva_row, "CustomerInfo").contains(&format!("eva.{t}@x.example; [forgotten address]")), "{eva_row:?}");
     let (kept, _) = state.get("digest", "2026-01-01T08:00:00Z").await.unwrap().unwrap();
-    assert_eq!((get_str(&kept, "State"), get_str(&kept, "LastError")), ("failed", ""), "the digest row stays, blanked");
+    assert_eq!(
+        (get_str(&kept, "State"), get_str(&kept, "LastError")),
+        ("failed", "550 5.1.1 <[forgotten address]>: recipient rejected"),
+        "the digest row stays, redacted"
+    );
 
     // Every table of the account, read in full: the address is nowhere.
     let tables =
@@ -269,4 +290,76 @@ async fn retention_keeps_what_the_digest_has_still_to_list() {
     let report = notify(&env(&table));
     assert_eq!((&report["retention_deleted"], &report["errors"]), (&json!(0), &json!(0)), "{report}");
     assert_eq!(keys(all_rows(&table).await).len(), 2);
+}
+
+/// Runs `handler leads forget` with CRM settings.
+fn forget_with(env: &[(&'static str, String)], args: &[&str]) -> (bool, String, String) {
+    let out = handler_command(env).args(["leads", "forget"]).args(args).stdin(Stdio::null()).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_reaches_the_crms_and_reports_what_a_crm_that_is_down_left() {
+    use common::crm::{FakeCrm, Kind};
+    let table = unique_table();
+    let t = tag().to_lowercase();
+    let jana = format!("jana.{t}@contoso.example");
+    let ana = format!("ana.{t}@northwind.example");
+    let fakes = [
+        FakeCrm::start(Kind::Dynamics).await,
+        FakeCrm::start(Kind::Salesforce).await,
+        FakeCrm::start(Kind::HubSpot).await,
+        FakeCrm::start(Kind::Marketo).await,
+    ];
+    let [dynamics, salesforce, hubspot, marketo] = &fakes;
+    let mut env = base_env(&table);
+    for f in &fakes {
+        env.extend(f.env());
+    }
+    let h = spawn_handler(Mode::Host, &env).await;
+    ingest(&h, body(&jana, "PLT")).await;
+    ingest(&h, body(&ana, "PLT")).await;
+    for _ in 0..2 {
+        timer_ok(&h).await;
+    }
+    for f in &fakes {
+        assert_eq!(f.records().len(), 2, "{:?}: both leads delivered", f.kind);
+    }
+    assert_eq!(hubspot.notes().len(), 2);
+
+    // Salesforce is down: everything else is done, Salesforce's Lead is reported left, the exit
+    // code says so, and nothing claims a Salesforce deletion.
+    salesforce.set_down(true);
+    let (ok, out, err) = forget_with(&env, &[&jana, "--yes"]);
+    assert!(!ok, "something is left: {out}\n{err}");
+    assert!(out.contains("LEFT") && out.contains("Salesforce Lead of lead_"), "{out}");
+    assert!(out.contains("Salesforce: deleted 0 Lead record(s) this app created so far; NOT all reached"), "{out}");
+    assert!(out.contains("Dynamics 365: deleted 1 lead row(s)") && out.contains("HubSpot: deleted 1 note(s)"), "{out}");
+    assert!(out.contains("NOT erased") && out.contains("gdpr-delete") && out.contains("NOT deleted"), "people are listed: {out}");
+    assert!(!out.to_lowercase().contains(&ana), "{out}");
+    assert!(!err.to_lowercase().contains(&jana), "the address is not logged: {err}");
+    assert_eq!((dynamics.records().len(), hubspot.notes().len(), salesforce.records().len()), (1, 1, 2));
+    assert_eq!((hubspot.records().len(), marketo.records().len()), (2, 2), "people are only listed without the flag");
+    assert!(all_rows(&table).await.iter().all(|r| !Value::Object(r.clone()).to_string().contains(&jana)), "the table is clean");
+    assert_eq!(index_entries(&table, &jana).await, 1, "the deleted lead's entry stays until its CRM records are gone");
+
+    // Back up: a second run finishes the job; with the flag, the people are erased too.
+    salesforce.set_down(false);
+    let (ok, out, err) = forget_with(&env, &[&jana, "--yes", "--erase-crm-people"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("Salesforce: deleted 1 Lead record(s)"), "{out}");
+    assert!(out.contains("erased with HubSpot's GDPR delete") && out.contains("Marketo: person"), "{out}");
+    for f in &fakes {
+        assert_eq!(f.records().len(), 1, "{:?}: only Ana's record is left", f.kind);
+        let left = Value::Array(f.records()).to_string().to_lowercase();
+        assert!(left.contains(&ana) || f.kind == Kind::Salesforce || f.kind == Kind::Dynamics, "{left}");
+        assert!(!left.contains(&jana), "{:?} still names the customer: {left}", f.kind);
+        assert!(f.violations().is_empty(), "{:?}: {:?}", f.kind, f.violations());
+    }
+    assert_eq!(hubspot.notes().len(), 1);
+    assert_eq!(index_entries(&table, &jana).await, 0);
+
+    // A third run: nothing left anywhere, and it says so without failing.
+    let (ok, out, _) = forget_with(&env, &[&jana, "--yes"]);
+    assert!(ok && out.contains("Deleted 0 lead row(s)") && out.contains("no contact with this address"), "{out}");
 }

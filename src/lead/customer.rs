@@ -17,6 +17,18 @@ impl CustomerId {
         Some(CustomerId(format!("cus_{}", hex(&Sha256::digest(normalised.as_bytes())[..16]))))
     }
 
+    /// The id versions before this one gave the address: they folded case with Unicode's
+    /// `to_lowercase`, which maps look-alikes together (the Kelvin sign U+212A to `k`), so two
+    /// customers could share one journey partition. Differs from [`CustomerId::for_email`] only
+    /// for an address with a non-ASCII letter that has a lower case. Existing index entries stay
+    /// under the old key until `leads reindex` re-files them (it writes every lead under its
+    /// new key) or `leads forget` reads both; see README, "Personal data".
+    pub fn legacy_for_email(email: &str) -> Option<Self> {
+        normalise_email(email)?;
+        let folded = email.trim().to_lowercase();
+        Some(CustomerId(format!("cus_{}", hex(&Sha256::digest(folded.as_bytes())[..16]))))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -28,9 +40,10 @@ impl std::fmt::Display for CustomerId {
     }
 }
 
-/// Trimmed and case-folded; `None` when it is not an address at all.
+/// Trimmed and ASCII-case-folded, nothing else folded (`Kate@` written with the Kelvin sign
+/// U+212A is another address than `kate@`); `None` when it is not an address at all.
 pub fn normalise_email(email: &str) -> Option<String> {
-    let e = email.trim().to_lowercase();
+    let e = email.trim().to_ascii_lowercase();
     let (local, domain) = e.split_once('@')?;
     (!local.is_empty() && domain.contains('.') && !e.chars().any(char::is_whitespace)).then_some(e)
 }
@@ -59,6 +72,19 @@ mod tests {
         for not_an_address in ["", "   ", "jana", "@contoso.example", "jana@localhost", "ja na@x.example"] {
             assert_eq!(CustomerId::for_email(not_an_address), None, "{not_an_address:?}");
         }
+    }
+
+    #[test]
+    fn only_ascii_case_is_folded() {
+        let kate = CustomerId::for_email("kate@contoso.example").unwrap();
+        let kelvin = CustomerId::for_email("\u{212A}ate@contoso.example").unwrap();
+        assert_ne!(kate, kelvin, "the Kelvin sign is not the letter k");
+        assert_eq!(Some(kate.clone()), CustomerId::for_email(" KATE@Contoso.EXAMPLE"));
+        assert_eq!(normalise_email("\u{212A}ATE@X.example").as_deref(), Some("\u{212A}ate@x.example"));
+        assert_ne!(CustomerId::for_email("\u{130}lknur@x.example"), CustomerId::for_email("i\u{307}lknur@x.example"));
+        // The old key folded both together; for ASCII addresses old and new keys are the same.
+        assert_eq!(CustomerId::legacy_for_email("\u{212A}ate@contoso.example"), Some(kate.clone()));
+        assert_eq!(CustomerId::legacy_for_email("Kate@contoso.example"), Some(kate));
     }
 
     #[test]

@@ -66,6 +66,12 @@ pub struct FakeState {
     pub faults: VecDeque<Fault>,
     /// Write calls answered with success.
     pub writes: u32,
+    /// The CRM is down: every call, tokens included, is answered 503.
+    pub down: bool,
+    /// HubSpot: indexes into `notes` of the notes deleted (archived).
+    pub deleted_notes: HashSet<usize>,
+    /// Deletions answered with success (records, notes, people), in order: `kind id`.
+    pub deletions: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -121,8 +127,18 @@ impl FakeCrm {
         self.state.lock().unwrap().records.values().cloned().collect()
     }
 
+    /// The notes not deleted.
     pub fn notes(&self) -> Vec<(String, Value)> {
-        self.state.lock().unwrap().notes.clone()
+        let st = self.state.lock().unwrap();
+        st.notes.iter().enumerate().filter(|(i, _)| !st.deleted_notes.contains(i)).map(|(_, n)| n.clone()).collect()
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
+    pub fn deletions(&self) -> Vec<String> {
+        self.state.lock().unwrap().deletions.clone()
     }
 
     pub fn violations(&self) -> Vec<String> {
@@ -145,6 +161,10 @@ impl FakeCrm {
             st.violations.push(what.clone());
             (StatusCode::BAD_REQUEST, HeaderMap::new(), json!({"error": {"code": "", "message": what}}).to_string())
         };
+
+        if st.down {
+            return (StatusCode::SERVICE_UNAVAILABLE, HeaderMap::new(), "Service Unavailable".into());
+        }
 
         // Token endpoints.
         let token_path = match self.kind {
@@ -200,6 +220,13 @@ impl FakeCrm {
         };
         if !authorized {
             return self.unauthorized();
+        }
+        // Reads and deletes: no body, the query string as documented.
+        if method == Method::GET || method == Method::DELETE {
+            if !body.is_empty() || !header("content-type").is_empty() {
+                return violation(&mut st, format!("{method} {path} with a body"));
+            }
+            return self.read_or_delete(&mut st, &method, &uri, &header);
         }
         if header("content-type") != "application/json" {
             return violation(&mut st, format!("{path}: content-type {:?}", header("content-type")));
@@ -299,6 +326,7 @@ impl FakeCrm {
                     .notes
                     .iter()
                     .enumerate()
+                    .filter(|(i, _)| !st.deleted_notes.contains(i))
                     .filter(|(_, (c, _))| contact.as_ref().is_none_or(|x| x == c))
                     .filter(|(_, (_, n))| {
                         token.as_ref().is_none_or(|t| {
@@ -333,6 +361,50 @@ impl FakeCrm {
                 let answer = json!({"id": format!("{}", 9000 + st.notes.len() - 1), "properties": props});
                 self.after_write(&mut st, StatusCode::CREATED, answer.to_string())
             }
+            (Kind::HubSpot, &Method::POST, "/crm/v3/objects/contacts/gdpr-delete") => {
+                // {"objectId": "<id>"} or {"objectId": "<email>", "idProperty": "email"}; 204.
+                let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+                let object_id = body["objectId"].as_str().unwrap_or_default().to_string();
+                let by_email = body.get("idProperty").is_some();
+                if object_id.is_empty()
+                    || keys.iter().any(|k| !["objectId", "idProperty"].contains(&k.as_str()))
+                    || (by_email && body["idProperty"] != "email")
+                {
+                    return violation(&mut st, format!("gdpr-delete: {body}"));
+                }
+                let key = if by_email {
+                    object_id.to_ascii_lowercase()
+                } else {
+                    st.records.iter().find(|(_, r)| r["id"] == object_id.as_str()).map(|(k, _)| k.clone()).unwrap_or_default()
+                };
+                if st.records.remove(&key).is_some() {
+                    st.deletions.push(format!("contact {object_id}"));
+                }
+                (StatusCode::NO_CONTENT, HeaderMap::new(), String::new())
+            }
+            (Kind::Marketo, &Method::POST, "/rest/v1/leads/delete.json") => {
+                let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+                let input = body["input"].as_array().cloned().unwrap_or_default();
+                if keys != ["input"] || input.is_empty() || input.iter().any(|i| !i["id"].is_u64() || i.as_object().unwrap().len() != 1) {
+                    return violation(&mut st, format!("leads/delete: {body}"));
+                }
+                let mut result = Vec::new();
+                for i in &input {
+                    let id = i["id"].clone();
+                    let key = st.records.iter().find(|(_, r)| r["id"] == id).map(|(k, _)| k.clone());
+                    match key {
+                        Some(k) => {
+                            st.records.remove(&k);
+                            st.deletions.push(format!("person {id}"));
+                            result.push(json!({"id": id, "status": "deleted"}));
+                        }
+                        None => {
+                            result.push(json!({"id": id, "status": "skipped", "reasons": [{"code": "1004", "message": "Lead not found"}]}))
+                        }
+                    }
+                }
+                (StatusCode::OK, HeaderMap::new(), json!({"requestId": "d1#2", "success": true, "result": result}).to_string())
+            }
             (Kind::Marketo, &Method::POST, "/rest/v1/leads.json") => {
                 let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
                 let input = body["input"].as_array().cloned().unwrap_or_default();
@@ -362,6 +434,114 @@ impl FakeCrm {
                 self.after_write(&mut st, StatusCode::OK, answer.to_string())
             }
             _ => violation(&mut st, format!("unexpected {method} {path}")),
+        }
+    }
+
+    /// The documented reads and deletes `leads forget` makes.
+    fn read_or_delete(
+        &self,
+        st: &mut FakeState,
+        method: &Method,
+        uri: &Uri,
+        header: &dyn Fn(&str) -> String,
+    ) -> (StatusCode, HeaderMap, String) {
+        let path = uri.path();
+        let query: BTreeMap<String, String> = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+        let violation = |st: &mut FakeState, what: String| {
+            st.violations.push(what.clone());
+            (StatusCode::BAD_REQUEST, HeaderMap::new(), json!({"error": {"code": "", "message": what}}).to_string())
+        };
+        match (self.kind, method, path) {
+            (Kind::Dynamics, &Method::DELETE, p) if p.starts_with("/api/data/v9.2/leads(") && p.ends_with(')') => {
+                let id = &p["/api/data/v9.2/leads(".len()..p.len() - 1];
+                if uuid::Uuid::parse_str(id).is_err() || header("odata-version") != "4.0" || header("odata-maxversion") != "4.0" {
+                    return violation(st, format!("DELETE {p}: not a GUID or OData headers missing"));
+                }
+                if st.records.remove(id).is_some() {
+                    st.deletions.push(format!("lead {id}"));
+                    (StatusCode::NO_CONTENT, HeaderMap::new(), String::new())
+                } else {
+                    let e = json!({"error": {"code": "0x80040217", "message": format!("lead With Id = {id} Does Not Exist")}});
+                    (StatusCode::NOT_FOUND, HeaderMap::new(), e.to_string())
+                }
+            }
+            (Kind::Salesforce, &Method::GET, "/services/data/v60.0/query") => {
+                // Exactly the query forget makes: SELECT Id FROM Lead WHERE <field> = '<value>'.
+                let q = query.get("q").cloned().unwrap_or_default();
+                let Some(value) = q.strip_prefix("SELECT Id FROM Lead WHERE MarketplaceLeadId__c = '").and_then(|v| v.strip_suffix('\''))
+                else {
+                    let e = json!([{"message": format!("unexpected query {q}"), "errorCode": "MALFORMED_QUERY"}]);
+                    st.violations.push(format!("query {q}"));
+                    return (StatusCode::BAD_REQUEST, HeaderMap::new(), e.to_string());
+                };
+                let records: Vec<Value> = st
+                    .records
+                    .get(value)
+                    .map(|r| json!({"attributes": {"type": "Lead", "url": format!("/services/data/v60.0/sobjects/Lead/{}", r["Id"].as_str().unwrap())}, "Id": r["Id"]}))
+                    .into_iter()
+                    .collect();
+                (StatusCode::OK, HeaderMap::new(), json!({"totalSize": records.len(), "done": true, "records": records}).to_string())
+            }
+            (Kind::Salesforce, &Method::DELETE, p) if p.starts_with("/services/data/v60.0/sobjects/Lead/") => {
+                let id = &p["/services/data/v60.0/sobjects/Lead/".len()..];
+                if !(id.len() == 15 || id.len() == 18) || !id.starts_with("00Q") {
+                    return violation(st, format!("DELETE Lead {id}: not a Lead Id"));
+                }
+                let key = st.records.iter().find(|(_, r)| r["Id"] == id).map(|(k, _)| k.clone());
+                match key {
+                    Some(k) => {
+                        st.records.remove(&k);
+                        st.deletions.push(format!("Lead {id}"));
+                        (StatusCode::NO_CONTENT, HeaderMap::new(), String::new())
+                    }
+                    None => {
+                        let e = json!([{"message": "entity is deleted", "errorCode": "ENTITY_IS_DELETED", "fields": []}]);
+                        (StatusCode::NOT_FOUND, HeaderMap::new(), e.to_string())
+                    }
+                }
+            }
+            (Kind::HubSpot, &Method::DELETE, p) if p.starts_with("/crm/v3/objects/notes/") => {
+                let id = &p["/crm/v3/objects/notes/".len()..];
+                let index = id.parse::<usize>().ok().and_then(|n| n.checked_sub(9000)).filter(|i| *i < st.notes.len());
+                match index {
+                    Some(i) if !st.deleted_notes.contains(&i) => {
+                        st.deleted_notes.insert(i);
+                        st.deletions.push(format!("note {id}"));
+                        (StatusCode::NO_CONTENT, HeaderMap::new(), String::new())
+                    }
+                    _ => {
+                        let e = json!({"status": "error", "message": "Object not found.", "category": "OBJECT_NOT_FOUND"});
+                        (StatusCode::NOT_FOUND, HeaderMap::new(), e.to_string())
+                    }
+                }
+            }
+            (Kind::HubSpot, &Method::GET, p) if p.starts_with("/crm/v3/objects/contacts/") => {
+                if query.get("idProperty").map(String::as_str) != Some("email") {
+                    return violation(st, format!("contact read without idProperty=email: {uri}"));
+                }
+                let email =
+                    percent_encoding::percent_decode_str(&p["/crm/v3/objects/contacts/".len()..]).decode_utf8_lossy().to_ascii_lowercase();
+                match st.records.get(&email) {
+                    Some(r) => {
+                        let answer = json!({"id": r["id"], "properties": {"email": r["email"], "hs_object_id": r["id"]},
+                                            "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "archived": false});
+                        (StatusCode::OK, HeaderMap::new(), answer.to_string())
+                    }
+                    None => {
+                        let e = json!({"status": "error", "message": "Object not found.  objectId are usually numeric.", "category": "OBJECT_NOT_FOUND"});
+                        (StatusCode::NOT_FOUND, HeaderMap::new(), e.to_string())
+                    }
+                }
+            }
+            (Kind::Marketo, &Method::GET, "/rest/v1/leads.json") => {
+                if query.get("filterType").map(String::as_str) != Some("email") || !query.contains_key("filterValues") {
+                    return violation(st, format!("leads.json query {query:?}"));
+                }
+                let wanted: Vec<String> = query["filterValues"].split(',').map(str::to_ascii_lowercase).collect();
+                let result: Vec<Value> = wanted.iter().filter_map(|e| st.records.get(e)).map(|r| json!({"id": r["id"]})).collect();
+                (StatusCode::OK, HeaderMap::new(), json!({"requestId": "r#1", "success": true, "result": result}).to_string())
+            }
+            _ => violation(st, format!("unexpected {method} {path}")),
         }
     }
 

@@ -18,12 +18,14 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::{
-    clean, client_credentials, company, failure, field, fit, last_name, object, prefixed, short, with_token, Call, Fetched, TokenCache,
+    clean, client_credentials, company, failure, field, fit, last_name, multi_line, object, prefixed, short, with_token, Call, Fetched,
+    TokenCache,
 };
 use crate::lead::Lead;
 use crate::notify::message::LeadMessage;
-use crate::notify::transport::{send_json, DeliveryError, SendOutcome};
+use crate::notify::transport::{send_json, send_request, DeliveryError, RequestBody, SendOutcome};
 use crate::settings::DynamicsSettings;
+use crate::text::one_line;
 
 /// The namespace of our lead ids (UUID v5): fixed forever, or retries would make new rows.
 const LEAD_ID_NAMESPACE: uuid::Uuid = uuid::uuid!("6d1f2a8e-0c4b-5b7e-9a53-2f0e8c1d4b67");
@@ -48,7 +50,7 @@ pub fn record(lead: &Lead, msg: &LeadMessage) -> Value {
     let dnc = lead.is_do_not_contact().then_some(Value::Bool(true));
     let description = format!("{}\nMarketplace lead id: {}", msg.plain_text(), msg.id);
     object(vec![
-        ("subject", Some(fit(&msg.subject, 300).into())),
+        ("subject", Some(fit(&one_line(&msg.subject), 300).into())),
         ("firstname", field(&c.first_name, 50).map(Into::into)),
         ("lastname", Some(last_name(c, 50).into())),
         ("emailaddress1", super::email_field(c, 100).map(Into::into)),
@@ -56,7 +58,7 @@ pub fn record(lead: &Lead, msg: &LeadMessage) -> Value {
         ("companyname", Some(company(c, 100).into())),
         ("jobtitle", field(&c.title, 100).map(Into::into)),
         ("address1_country", field(&c.country, 80).map(Into::into)),
-        ("description", Some(fit(&description, 2000).into())),
+        ("description", Some(fit(&multi_line(&description), 2000).into())),
         ("leadsourcecode", Some(json!(LEAD_SOURCE_WEB))),
         // A DNC lead: the CRM's own flags say so; others leave the defaults alone.
         ("donotemail", dnc.clone()),
@@ -136,6 +138,54 @@ impl super::CrmClient for Dynamics {
     }
 }
 
+impl Dynamics {
+    /// `leads forget`: deletes the `lead` row this app created for the lead `notification_id`
+    /// (`DELETE /api/data/v9.2/leads(<leadid>)`; the id is ours, see [`lead_id`]). `Ok(true)`
+    /// when deleted, `Ok(false)` when there is none (never created, or already deleted).
+    pub async fn erase_lead(&self, http: &reqwest::Client, notification_id: &str) -> Result<bool, DeliveryError> {
+        let url = format!("{}/api/data/v9.2/leads({})", self.settings.url, lead_id(notification_id));
+        let removed = std::sync::atomic::AtomicBool::new(false);
+        let call = |token: super::Token| {
+            let (url, removed) = (url.clone(), &removed);
+            async move {
+                let headers = [
+                    token.bearer(),
+                    ("Accept", "application/json".to_string()),
+                    ("OData-MaxVersion", "4.0".to_string()),
+                    ("OData-Version", "4.0".to_string()),
+                ];
+                let answer = match send_request(http, reqwest::Method::DELETE, &url, &headers, RequestBody::None).await {
+                    Ok(a) => a,
+                    Err(e) => return Call::Done(SendOutcome::Retry { error: prefixed("Dynamics", "lead delete", e), after: None }),
+                };
+                if answer.is_success() {
+                    removed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Call::Done(SendOutcome::Delivered);
+                }
+                // 404: `lead With Id = … Does Not Exist`.
+                if answer.status == 404 {
+                    return Call::Done(SendOutcome::Delivered);
+                }
+                let json = answer.json();
+                let code = json.as_ref().and_then(|j| j["error"]["code"].as_str()).map(short).filter(|c| !c.is_empty());
+                let error = DeliveryError {
+                    summary: format!("Dynamics: lead delete: HTTP {}{}", answer.status, code.map(|c| format!(" {c}")).unwrap_or_default()),
+                    answer: Some(super::body_excerpt(&answer)),
+                };
+                if answer.status == 401 {
+                    return Call::Unauthorized(error);
+                }
+                Call::Done(failure(&answer, error))
+            }
+        };
+        let outcome =
+            with_token(&self.tokens, || self.token(http), call, "check the application user's role (it must be able to delete leads)")
+                .await;
+        super::erase_result(outcome)?;
+        Ok(removed.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +210,25 @@ mod tests {
         assert_eq!(r["donotphone"], true);
         assert!(r.get("emailaddress1").is_none());
         assert!(r["description"].as_str().unwrap().contains("Marketplace lead id: lead_x"));
+    }
+
+    #[test]
+    fn customer_text_reaches_the_record_cleaned_like_notifications() {
+        let body = serde_json::json!({"LeadSource": "SPZA-PLT|a.b", "UserDetails": {"Email": "jana@contoso.example",
+            "FirstName": "Ja\u{0}na\u{1b}[31m", "LastName": "No\u{202E}vák\r\nBcc: x@evil.example", "Company": "\u{2066}Contoso\u{2069}\n",
+            "Title": "CEO\u{85}\u{2028}"}, "Description": "line one\r\nline\u{7} two\u{202D}"})
+        .to_string();
+        let lead = Lead::from_payload(body.as_bytes()).unwrap().0;
+        let r = record(&lead, &LeadMessage::new(&lead, "lead_x", "pk", "rk"));
+        let forbidden = |c: char| (c.is_control() && c != '\n') || crate::text::is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}');
+        for (k, v) in r.as_object().unwrap() {
+            let v = v.as_str().unwrap_or_default();
+            assert!(!v.contains(forbidden), "{k}: {v:?}");
+        }
+        for k in ["firstname", "lastname", "companyname", "jobtitle", "subject", "FirstName", "LastName", "Company", "Title"] {
+            assert!(!r.get(k).and_then(Value::as_str).unwrap_or_default().contains('\n'), "{k} is one line");
+        }
+        let description = r.as_object().unwrap().iter().find(|(k, _)| k.eq_ignore_ascii_case("description")).unwrap().1.as_str().unwrap();
+        assert!(description.contains("line one  line  two") || description.contains("Description: line one"), "{description}");
     }
 }

@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 use super::{clean, failure, field, fit, object, prefixed, short};
 use crate::lead::Lead;
 use crate::notify::message::{html_escape, LeadMessage};
-use crate::notify::transport::{send_json, Answer, DeliveryError, SendOutcome};
+use crate::notify::transport::{send_json, send_request, Answer, DeliveryError, RequestBody, SendOutcome};
 use crate::settings::HubSpotSettings;
 
 /// HubSpot's limit on a string property, `hs_note_body` included.
@@ -187,6 +187,88 @@ impl HubSpot {
 impl super::CrmClient for HubSpot {
     async fn send(&self, http: &reqwest::Client, lead: &Lead, msg: &LeadMessage) -> SendOutcome {
         HubSpot::send(self, http, lead, msg).await
+    }
+}
+
+/// `leads forget` in HubSpot: the notes this app created (found by their marker) are deleted;
+/// the contact, which this app only created or updated (it may hold a salesperson's work and
+/// the customer's other history), is found by e-mail and erased only on request, with HubSpot's
+/// own GDPR delete.
+impl HubSpot {
+    async fn request(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Answer, DeliveryError> {
+        let headers =
+            [("Authorization", format!("Bearer {}", self.settings.token.expose_secret())), ("Accept", "application/json".to_string())];
+        let url = format!("{}{path}", self.settings.base_url);
+        let body = body.map_or(RequestBody::None, |b| RequestBody::Json(b.to_string()));
+        send_request(http, method, &url, &headers, body).await.map_err(|e| prefixed("HubSpot", path, e))
+    }
+
+    /// Deletes the notes carrying the marker of the lead `notification_id`
+    /// (`POST /crm/v3/objects/notes/search`, then `DELETE /crm/v3/objects/notes/<id>`). The
+    /// count deleted. HubSpot's search index lags writes by seconds: a note created that
+    /// recently may be missed (run forget again later).
+    pub async fn erase_notes(&self, http: &reqwest::Client, notification_id: &str) -> Result<usize, DeliveryError> {
+        let search = json!({
+            "filterGroups": [{"filters": [{"propertyName": "hs_note_body", "operator": "CONTAINS_TOKEN", "value": marker(notification_id)}]}],
+            "properties": ["hs_object_id"],
+            "limit": 100,
+        });
+        let answer = self.request(http, reqwest::Method::POST, "/crm/v3/objects/notes/search", Some(search)).await?;
+        if !answer.is_success() {
+            return Err(error("note search", &answer));
+        }
+        let Some(found) = answer.json() else { return Err(DeliveryError::new("HubSpot: note search: an answer that could not be read")) };
+        let mut removed = 0;
+        for id in found["results"].as_array().into_iter().flatten().filter_map(|r| r["id"].as_str()) {
+            if !id.chars().all(|c| c.is_ascii_digit()) {
+                return Err(DeliveryError::new("HubSpot: note search answered an odd id"));
+            }
+            let answer = self.request(http, reqwest::Method::DELETE, &format!("/crm/v3/objects/notes/{id}"), None).await?;
+            match answer.status {
+                200..=299 => removed += 1,
+                404 => {}
+                _ => return Err(error("note delete", &answer)),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The id of the contact with this e-mail (`GET /crm/v3/objects/contacts/<email>?idProperty=email`),
+    /// `None` when there is none.
+    pub async fn find_contact(&self, http: &reqwest::Client, email: &str) -> Result<Option<String>, DeliveryError> {
+        let path = format!(
+            "/crm/v3/objects/contacts/{}?idProperty=email",
+            url::form_urlencoded::byte_serialize(email.as_bytes()).collect::<String>()
+        );
+        let answer = self.request(http, reqwest::Method::GET, &path, None).await?;
+        match answer.status {
+            404 => Ok(None),
+            200..=299 => answer
+                .json()
+                .and_then(|j| j["id"].as_str().map(str::to_string))
+                .map(Some)
+                .ok_or_else(|| DeliveryError::new("HubSpot: contact read: an answer without an id")),
+            _ => Err(error("contact read", &answer)),
+        }
+    }
+
+    /// Erases a contact with HubSpot's GDPR delete (`POST /crm/v3/objects/contacts/gdpr-delete`,
+    /// `{"objectId": <id>}`), by id: by e-mail, HubSpot would block-list an address it does not
+    /// find.
+    pub async fn gdpr_delete_contact(&self, http: &reqwest::Client, contact_id: &str) -> Result<(), DeliveryError> {
+        let body = json!({"objectId": contact_id});
+        let answer = self.request(http, reqwest::Method::POST, "/crm/v3/objects/contacts/gdpr-delete", Some(body)).await?;
+        if answer.is_success() {
+            Ok(())
+        } else {
+            Err(error("contact GDPR delete", &answer))
+        }
     }
 }
 

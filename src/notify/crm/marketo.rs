@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 use super::{clean, client_credentials, failure, field, object, prefixed, short, with_token, Call, Fetched, TokenCache};
 use crate::lead::Lead;
 use crate::notify::message::LeadMessage;
-use crate::notify::transport::{send_json, DeliveryError, SendOutcome};
+use crate::notify::transport::{send_json, send_request, DeliveryError, RequestBody, SendOutcome};
 use crate::settings::MarketoSettings;
 
 /// The length of Marketo's standard string fields.
@@ -53,7 +53,7 @@ pub fn record(lead: &Lead, email: &str) -> Value {
     let c = &lead.contact;
     let dnc = lead.is_do_not_contact();
     object(vec![
-        ("email", Some(super::fit(email, MAX_FIELD).into())),
+        ("email", Some(email.into())),
         ("firstName", field(&c.first_name, MAX_FIELD).map(Into::into)),
         ("lastName", field(&c.last_name, MAX_FIELD).map(Into::into)),
         ("phone", field(&c.phone, MAX_FIELD).map(Into::into)),
@@ -65,6 +65,21 @@ pub fn record(lead: &Lead, email: &str) -> Value {
         ("doNotCall", dnc.then_some(Value::Bool(true))),
         ("doNotCallReason", dnc.then(|| DNC_REASON.into())),
     ])
+}
+
+/// The address Marketo keys the person on, or why this lead cannot be a Marketo person (then
+/// the channel is `skipped` with that reason, not failed: no retry would change it). Marketo's
+/// Email Address field takes ASCII addresses only; an internationalised one (`jana@bücher.de`,
+/// `ján@…`) is refused as invalid, so it is not sent.
+pub fn storable_email(lead: &Lead) -> Result<String, &'static str> {
+    let email = super::email(&lead.contact).ok_or("Marketo: the lead has no e-mail address, and Marketo keys leads on it")?;
+    if !email.is_ascii() {
+        return Err("Marketo: the e-mail address is internationalised (not ASCII), which Marketo's Email Address field cannot store");
+    }
+    if email.len() > MAX_FIELD {
+        return Err("Marketo: the e-mail address is longer than Marketo's Email Address field (255 characters)");
+    }
+    Ok(email)
 }
 
 /// What a Marketo error code means for the attempt.
@@ -100,8 +115,9 @@ impl Marketo {
     }
 
     pub async fn send(&self, http: &reqwest::Client, lead: &Lead, _msg: &LeadMessage) -> SendOutcome {
-        let Some(email) = super::email(&lead.contact) else {
-            return SendOutcome::Skipped(DeliveryError::new("Marketo: the lead has no e-mail address, and Marketo keys leads on it"));
+        let email = match storable_email(lead) {
+            Ok(email) => email,
+            Err(reason) => return SendOutcome::Skipped(DeliveryError::new(reason)),
         };
         let lock = self.lock_for(&email);
         let _one_at_a_time = lock.lock().await;
@@ -165,9 +181,126 @@ impl super::CrmClient for Marketo {
     }
 }
 
+/// `leads forget` in Marketo: the person this app created or updated (keyed on e-mail; it may
+/// hold the customer's whole marketing history) is found and listed, and deleted only on request
+/// (`POST /rest/v1/leads/delete.json`).
+impl Marketo {
+    /// Runs one authenticated Marketo call for forget; `Ok` with the `result` array.
+    async fn forget_call(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        url: String,
+        body: Option<Value>,
+        doing: &'static str,
+    ) -> Result<Vec<Value>, DeliveryError> {
+        let result = std::sync::Mutex::new(Vec::new());
+        let call = |token: super::Token| {
+            let (url, body, result) = (url.clone(), body.clone(), &result);
+            let method = method.clone();
+            async move {
+                let headers = [token.bearer(), ("Accept", "application/json".to_string())];
+                let body = body.map_or(RequestBody::None, |b| RequestBody::Json(b.to_string()));
+                let answer = match send_request(http, method, &url, &headers, body).await {
+                    Ok(a) => a,
+                    Err(e) => return Call::Done(SendOutcome::Retry { error: prefixed("Marketo", doing, e), after: None }),
+                };
+                let Some(json) = answer.json().filter(|_| answer.is_success()) else {
+                    if answer.is_success() {
+                        return Call::Done(super::unreadable("Marketo", doing, &answer));
+                    }
+                    let error = DeliveryError {
+                        summary: format!("Marketo: {doing}: HTTP {}", answer.status),
+                        answer: Some(super::body_excerpt(&answer)),
+                    };
+                    return if answer.status == 401 { Call::Unauthorized(error) } else { Call::Done(failure(&answer, error)) };
+                };
+                if json["success"] != Value::Bool(true) {
+                    let e = &json["errors"][0];
+                    let code =
+                        e["code"].as_str().map(str::to_string).or_else(|| e["code"].as_u64().map(|c| c.to_string())).unwrap_or_default();
+                    let error = DeliveryError {
+                        summary: format!("Marketo: {doing}: error {}", short(&code)),
+                        answer: e["message"].as_str().map(clean),
+                    };
+                    return by_code(&code, error);
+                }
+                *result.lock().unwrap_or_else(|p| p.into_inner()) = json["result"].as_array().cloned().unwrap_or_default();
+                Call::Done(SendOutcome::Delivered)
+            }
+        };
+        let outcome = with_token(&self.tokens, || self.token(http), call, "check the API-only user's role (Read-Write Lead)").await;
+        super::erase_result(outcome)?;
+        Ok(result.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The ids of the people with this e-mail (`GET /rest/v1/leads.json?filterType=email&filterValues=…&fields=id`).
+    pub async fn find_people(&self, http: &reqwest::Client, email: &str) -> Result<Vec<u64>, DeliveryError> {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("filterType", "email")
+            .append_pair("filterValues", email)
+            .append_pair("fields", "id")
+            .finish();
+        let url = format!("{}/rest/v1/leads.json?{query}", self.settings.base_url);
+        let result = self.forget_call(http, reqwest::Method::GET, url, None, "lead lookup").await?;
+        Ok(result.iter().filter_map(|r| r["id"].as_u64()).collect())
+    }
+
+    /// Deletes people by id (`POST /rest/v1/leads/delete.json`); every one must come back
+    /// `deleted` (or be gone already: 1004 "lead not found").
+    pub async fn delete_people(&self, http: &reqwest::Client, ids: &[u64]) -> Result<(), DeliveryError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let body = json!({"input": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
+        let url = format!("{}/rest/v1/leads/delete.json", self.settings.base_url);
+        let result = self.forget_call(http, reqwest::Method::POST, url, Some(body), "lead delete").await?;
+        for r in &result {
+            let not_found = r["reasons"][0]["code"].as_str() == Some("1004");
+            if r["status"] != "deleted" && !not_found {
+                return Err(DeliveryError {
+                    summary: format!("Marketo: lead delete: {}", short(r["status"].as_str().unwrap_or("no status"))),
+                    answer: r["reasons"][0]["message"].as_str().map(clean),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_address_marketo_cannot_store_skips_the_lead_with_the_reason() {
+        // Nothing listens on port 9: a skip never reaches the network.
+        let marketo = Marketo::new(MarketoSettings {
+            base_url: "http://127.0.0.1:9".into(),
+            client_id: "id".into(),
+            client_secret: "s".to_string().into(),
+        });
+        let http = reqwest::Client::new();
+        for (email, why) in [("ján@contoso.example", "internationalised"), ("jana@bücher.example", "internationalised"), ("", "no e-mail")]
+        {
+            let body = json!({"LeadSource": "SPZA-INS|a.b", "UserDetails": {"Email": email}}).to_string();
+            let lead = Lead::from_payload(body.as_bytes()).unwrap().0;
+            match marketo.send(&http, &lead, &LeadMessage::new(&lead, "lead_x", "pk", "rk")).await {
+                SendOutcome::Skipped(e) => assert!(e.summary.contains(why), "{email}: {}", e.summary),
+                other => panic!("{email}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn customer_text_reaches_marketo_cleaned() {
+        let body = json!({"LeadSource": "SPZA-INS|a.b", "UserDetails": {"Email": "a@b.example",
+            "Company": "Evil\u{0}\u{1b}[2J\r\nCorp\u{202E}", "FirstName": "\u{2066}Jana\u{2069}\u{7}"}})
+        .to_string();
+        let lead = Lead::from_payload(body.as_bytes()).unwrap().0;
+        let r = record(&lead, "a@b.example");
+        assert_eq!((r["company"].as_str(), r["firstName"].as_str()), (Some("Evil  [2J  Corp"), Some("Jana")));
+    }
 
     #[test]
     fn dnc_sets_the_flags_and_others_never_send_them() {

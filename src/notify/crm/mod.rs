@@ -26,6 +26,26 @@ use super::transport::{send_request, Answer, DeliveryError, RequestBody, SendOut
 use crate::lead::{Contact, Lead};
 use crate::text::{one_line, truncate_chars};
 
+/// The CRM clients the settings turn on, for `leads forget` (which reaches each CRM this app
+/// wrote to); the notifier reaches them through the channel registry instead.
+pub struct Crms {
+    pub dynamics: Option<dynamics::Dynamics>,
+    pub salesforce: Option<salesforce::Salesforce>,
+    pub hubspot: Option<hubspot::HubSpot>,
+    pub marketo: Option<marketo::Marketo>,
+}
+
+impl Crms {
+    pub fn new(settings: &crate::settings::ChannelSettings) -> Self {
+        Crms {
+            dynamics: settings.dynamics.clone().map(dynamics::Dynamics::new),
+            salesforce: settings.salesforce.clone().map(salesforce::Salesforce::new),
+            hubspot: settings.hubspot.clone().map(hubspot::HubSpot::new),
+            marketo: settings.marketo.clone().map(marketo::Marketo::new),
+        }
+    }
+}
+
 /// A CRM's own client: one lead in, one record created or updated (idempotently).
 #[async_trait::async_trait]
 pub trait CrmClient: Send + Sync {
@@ -239,6 +259,16 @@ pub fn unreadable(crm: &str, doing: &str, answer: &Answer) -> SendOutcome {
     }
 }
 
+/// What a CRM call of `leads forget` came to: success (`Delivered`, or `Skipped` for "nothing
+/// there") or the error that leaves something behind. Forget reuses the channels' token cache
+/// and 401 handling ([`with_token`]), whose calls answer a [`SendOutcome`].
+pub fn erase_result(outcome: SendOutcome) -> Result<(), DeliveryError> {
+    match outcome {
+        SendOutcome::Delivered | SendOutcome::Skipped(_) => Ok(()),
+        SendOutcome::Retry { error, .. } | SendOutcome::Permanent(error) => Err(error),
+    }
+}
+
 /// Retry or permanent, by status, as every HTTP channel does: 408, 429 and 5xx are retried
 /// (honouring `Retry-After`), everything else is permanent.
 pub fn failure(answer: &Answer, error: DeliveryError) -> SendOutcome {
@@ -283,9 +313,21 @@ pub fn fit(s: &str, max: usize) -> String {
     out
 }
 
-/// A present, non-blank value, cut to `max`.
+/// A present, non-blank value, cleaned as notifications clean customer text ([`one_line`]:
+/// control characters, NUL and terminal escapes included, and line breaks become spaces;
+/// bidirectional controls are dropped), then cut to `max`. Every one-line CRM field goes
+/// through here.
 pub fn field(v: &Option<String>, max: usize) -> Option<String> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(|s| fit(s, max))
+    let cleaned = one_line(v.as_deref()?);
+    let s = cleaned.trim();
+    (!s.is_empty()).then(|| fit(s, max))
+}
+
+/// Text for a multi-line CRM field (a description): line breaks stay (CR LF and lone CR become
+/// LF), every other control character becomes a space and bidirectional controls are dropped,
+/// as in [`one_line`].
+pub fn multi_line(s: &str) -> String {
+    s.replace("\r\n", "\n").replace('\r', "\n").split('\n').map(one_line).collect::<Vec<_>>().join("\n")
 }
 
 /// The text for a required last name when the lead has none (`.edu` customers arrive without
@@ -301,18 +343,21 @@ pub fn last_name(c: &Contact, max: usize) -> String {
 pub fn company(c: &Contact, max: usize) -> String {
     field(&c.company, max)
         .or_else(|| {
-            let email = c.email.as_deref()?.trim();
-            let domain = email.rsplit_once('@')?.1;
-            (!domain.is_empty()).then(|| fit(domain, max))
+            let email = one_line(c.email.as_deref()?);
+            let domain = email.trim().rsplit_once('@')?.1.trim().to_string();
+            (!domain.is_empty()).then(|| fit(&domain, max))
         })
         .unwrap_or_else(|| UNKNOWN.to_string())
 }
 
-/// The lead's e-mail when it looks like one (the e-mail-keyed CRMs need it as the key).
+/// The lead's e-mail when it looks like one (the e-mail-keyed CRMs need it as the key). An
+/// address with a control or bidirectional character in it is none: cleaning it would make it
+/// another address.
 pub fn email(c: &Contact) -> Option<String> {
     let e = c.email.as_deref()?.trim();
     let (local, domain) = e.split_once('@')?;
-    (!local.is_empty() && domain.contains('.') && !e.contains(char::is_whitespace)).then(|| e.to_string())
+    let odd = |ch: char| ch.is_whitespace() || crate::text::breaks_line(ch) || crate::text::is_bidi_control(ch);
+    (!local.is_empty() && domain.contains('.') && !e.contains(odd)).then(|| e.to_string())
 }
 
 /// The lead's e-mail for a CRM field of `max` characters: a plausible address that fits, else

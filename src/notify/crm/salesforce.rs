@@ -20,11 +20,12 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::{
-    clean, client_credentials, company, failure, field, fit, last_name, object, prefixed, short, with_token, Call, Fetched, TokenCache,
+    clean, client_credentials, company, failure, field, fit, last_name, multi_line, object, prefixed, short, with_token, Call, Fetched,
+    TokenCache,
 };
 use crate::lead::Lead;
 use crate::notify::message::LeadMessage;
-use crate::notify::transport::{send_json, DeliveryError, SendOutcome};
+use crate::notify::transport::{send_json, send_request, DeliveryError, RequestBody, SendOutcome};
 use crate::settings::SalesforceSettings;
 
 pub const API_VERSION: &str = "v60.0";
@@ -50,7 +51,7 @@ pub fn record(lead: &Lead, msg: &LeadMessage) -> Value {
         ("Email", super::email_field(c, 80).map(Into::into)),
         ("Phone", field(&c.phone, 40).map(Into::into)),
         ("Title", field(&c.title, 128).map(Into::into)),
-        ("Description", Some(fit(&description, 32000).into())),
+        ("Description", Some(fit(&multi_line(&description), 32000).into())),
         // A value of the default LeadSource picklist.
         ("LeadSource", Some("Web".into())),
         ("HasOptedOutOfEmail", dnc.clone()),
@@ -143,6 +144,76 @@ impl super::CrmClient for Salesforce {
     }
 }
 
+impl Salesforce {
+    /// `leads forget`: deletes the Lead records this app created for the lead `notification_id`:
+    /// found by a SOQL query on the external-id field (`GET …/query?q=SELECT Id FROM Lead WHERE
+    /// <field> = '<id>'`, unambiguous where a 404 by external id could also mean a missing
+    /// field), each deleted by its Id (`DELETE …/sobjects/Lead/<Id>`, 204). The count deleted.
+    pub async fn erase_lead(&self, http: &reqwest::Client, notification_id: &str) -> Result<usize, DeliveryError> {
+        // The id is `lead_` and hex (ours): nothing to escape in the SOQL literal, checked anyway.
+        if !notification_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(DeliveryError::new("Salesforce: not a notification id"));
+        }
+        let soql = format!("SELECT Id FROM Lead WHERE {} = '{notification_id}'", self.settings.external_id_field);
+        let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("q", &soql).finish();
+        let removed = std::sync::atomic::AtomicUsize::new(0);
+        let call = |token: super::Token| {
+            let base = self.instance(&token).to_string();
+            let (query, removed) = (query.clone(), &removed);
+            async move {
+                let headers = [token.bearer(), ("Accept", "application/json".to_string())];
+                let url = format!("{base}/services/data/{API_VERSION}/query?{query}");
+                let answer = match send_request(http, reqwest::Method::GET, &url, &headers, RequestBody::None).await {
+                    Ok(a) => a,
+                    Err(e) => return Call::Done(SendOutcome::Retry { error: prefixed("Salesforce", "lead query", e), after: None }),
+                };
+                if !answer.is_success() {
+                    return refused("lead query", &answer);
+                }
+                let Some(json) = answer.json() else { return Call::Done(super::unreadable("Salesforce", "lead query", &answer)) };
+                let ids: Vec<String> =
+                    json["records"].as_array().into_iter().flatten().filter_map(|r| r["Id"].as_str().map(str::to_string)).collect();
+                for id in ids {
+                    if !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                        return Call::Done(SendOutcome::Permanent(DeliveryError::new("Salesforce: lead query answered an odd Id")));
+                    }
+                    let url = format!("{base}/services/data/{API_VERSION}/sobjects/Lead/{id}");
+                    let answer = match send_request(http, reqwest::Method::DELETE, &url, &headers, RequestBody::None).await {
+                        Ok(a) => a,
+                        Err(e) => return Call::Done(SendOutcome::Retry { error: prefixed("Salesforce", "lead delete", e), after: None }),
+                    };
+                    // 404 ENTITY_IS_DELETED / NOT_FOUND: gone already.
+                    if answer.is_success() {
+                        removed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    } else if answer.status != 404 {
+                        return refused("lead delete", &answer);
+                    }
+                }
+                Call::Done(SendOutcome::Delivered)
+            }
+        };
+        let outcome =
+            with_token(&self.tokens, || self.token(http), call, "check the run-as user's permission to read and delete leads").await;
+        super::erase_result(outcome)?;
+        Ok(removed.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// A Salesforce refusal (`[{"message","errorCode"}]`) of a forget call.
+fn refused(doing: &str, answer: &crate::notify::transport::Answer) -> Call {
+    let json = answer.json();
+    let code = json.as_ref().and_then(|j| j[0]["errorCode"].as_str()).map(short);
+    let error = DeliveryError {
+        summary: format!("Salesforce: {doing}: HTTP {}{}", answer.status, code.map(|c| format!(" {c}")).unwrap_or_default()),
+        answer: Some(super::body_excerpt(answer)),
+    };
+    if answer.status == 401 {
+        Call::Unauthorized(error)
+    } else {
+        Call::Done(failure(answer, error))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +226,25 @@ mod tests {
         assert_eq!(r["Company"], "northwind.example");
         assert_eq!(r["FirstName"].as_str().unwrap().chars().count(), 40);
         assert!(r.get("DoNotCall").is_none() && r.get("MarketplaceLeadId__c").is_none());
+    }
+
+    #[test]
+    fn customer_text_reaches_the_record_cleaned_like_notifications() {
+        let body = serde_json::json!({"LeadSource": "SPZA-PLT|a.b", "UserDetails": {"Email": "jana@contoso.example",
+            "FirstName": "Ja\u{0}na\u{1b}[31m", "LastName": "No\u{202E}vák\r\nBcc: x@evil.example", "Company": "\u{2066}Contoso\u{2069}\n",
+            "Title": "CEO\u{85}\u{2028}"}, "Description": "line one\r\nline\u{7} two\u{202D}"})
+        .to_string();
+        let lead = Lead::from_payload(body.as_bytes()).unwrap().0;
+        let r = record(&lead, &LeadMessage::new(&lead, "lead_x", "pk", "rk"));
+        let forbidden = |c: char| (c.is_control() && c != '\n') || crate::text::is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}');
+        for (k, v) in r.as_object().unwrap() {
+            let v = v.as_str().unwrap_or_default();
+            assert!(!v.contains(forbidden), "{k}: {v:?}");
+        }
+        for k in ["firstname", "lastname", "companyname", "jobtitle", "subject", "FirstName", "LastName", "Company", "Title"] {
+            assert!(!r.get(k).and_then(Value::as_str).unwrap_or_default().contains('\n'), "{k} is one line");
+        }
+        let description = r.as_object().unwrap().iter().find(|(k, _)| k.eq_ignore_ascii_case("description")).unwrap().1.as_str().unwrap();
+        assert!(description.contains("line one  line  two") || description.contains("Description: line one"), "{description}");
     }
 }

@@ -10,8 +10,10 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
 use marketplace_leads::app::Application;
+use marketplace_leads::channel_id::ChannelId;
 use marketplace_leads::http::server::Limits;
 use marketplace_leads::http::Mode;
+use marketplace_leads::notify::digest_message::MAX_PERIOD_DAYS;
 use marketplace_leads::notify::lead_state::configured;
 use marketplace_leads::notify::notify_table::NotifyTable;
 use marketplace_leads::notify::Notifier;
@@ -285,18 +287,22 @@ async fn leads(settings: &Settings, command: LeadsCommand) -> anyhow::Result<()>
             tools::journey::print_journey(&email, &all, &mut stdout.lock())?;
         }
         LeadsCommand::Export { filter, format, output } => {
-            let leads = tools::read_leads(&store, &filter.to_filter()?).await?;
             let mut out: Box<dyn Write> = match &output {
                 Some(path) => Box::new(private_file(path).with_context(|| path.display().to_string())?),
                 None => Box::new(stdout.lock()),
             };
-            match format {
-                Format::Csv => export::write_csv(&leads, &mut out)?,
-                Format::Json => export::write_json(&leads, &mut out)?,
+            let format = match format {
+                Format::Csv => export::ExportFormat::Csv,
+                Format::Json => export::ExportFormat::Json,
+            };
+            let mut writer = export::ExportWriter::new(format, &mut out)?;
+            let mut pages = tools::query::LeadPages::new(&filter.to_filter()?);
+            while let Some(page) = pages.next(&store).await? {
+                writer.write(&page)?;
             }
-            out.flush()?;
+            let written = writer.finish()?;
             if let Some(path) = output {
-                eprintln!("{} lead(s) written to {}", leads.len(), path.display());
+                eprintln!("{written} lead(s) written to {}", path.display());
             }
         }
         LeadsCommand::Status => {
@@ -309,15 +315,33 @@ async fn leads(settings: &Settings, command: LeadsCommand) -> anyhow::Result<()>
                 &channels.misconfigured,
                 &mut stdout.lock(),
             )?;
-            let digests = digest_status::read_recent(NotifyTable::beside(&store).table(), chrono::Utc::now()).await?;
-            digest_status::print_digest_status(&digests, channels.digest.is_some(), &mut stdout.lock())?;
+            let now = chrono::Utc::now();
+            let notify_table = NotifyTable::beside(&store);
+            let digests = digest_status::read_recent(notify_table.table(), now).await?;
+            let digest_configured = channels.digest.is_some() || channels.misconfigured.iter().any(|m| m.channel == ChannelId::Digest);
+            digest_status::print_digest_status(&digests, digest_configured, &mut stdout.lock())?;
+            if let (true, Some(days)) = (digest_configured, settings.notify.retention_days) {
+                let since = now - chrono::Duration::days(MAX_PERIOD_DAYS as i64 + 1);
+                if notify_table.digest_listed_until(since, now).await?.is_none() {
+                    writeln!(
+                        stdout.lock(),
+                        "Retention WAITS: no digest has been sent in the last {} days, and LEADS_RETENTION_DAYS={days} deletes no lead a digest has not listed",
+                        MAX_PERIOD_DAYS + 1
+                    )?;
+                }
+            }
         }
         LeadsCommand::Reindex => {
-            let all = tools::read_leads(&store, &LeadFilter { include_tests: true, ..Default::default() }).await?;
-            let done = tools::reindex::reindex(&store, &all).await?;
+            let mut pages = tools::query::LeadPages::new(&LeadFilter { include_tests: true, ..Default::default() });
+            let mut done = tools::reindex::Reindexed::default();
+            while let Some(page) = pages.next(&store).await? {
+                done.add(tools::reindex::reindex(&store, &page).await?);
+            }
             println!(
                 "{} lead(s) of {} customer(s) in the journey index; {} lead(s) link to no one (test leads, no e-mail address)",
-                done.indexed, done.customers, done.unlinked
+                done.indexed,
+                done.customers.len(),
+                done.unlinked
             );
             if !settings.notify.journey {
                 eprintln!("note: NOTIFY_JOURNEY is false here, so notifications do not use the index");

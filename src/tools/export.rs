@@ -92,24 +92,80 @@ fn csv_safe(v: String) -> String {
     }
 }
 
+/// A whole export of `leads` as CSV (the inbox's download; the command streams page by page).
 pub fn write_csv(leads: &[StoredLead], out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    if leads.is_empty() {
-        // serde writes the header with the first row; an empty export still gets its header.
-        w.write_record(csv_header())?;
-    }
-    for l in leads {
-        w.serialize(ExportRow::new(l).csv_safe())?;
-    }
-    w.flush()?;
-    Ok(())
+    let mut w = ExportWriter::new(ExportFormat::Csv, out)?;
+    w.write(leads)?;
+    w.finish().map(|_| ())
 }
 
+/// A whole export of `leads` as a JSON array.
 pub fn write_json(leads: &[StoredLead], out: &mut dyn Write) -> anyhow::Result<()> {
-    let rows: Vec<ExportRow> = leads.iter().map(ExportRow::new).collect();
-    serde_json::to_writer_pretty(&mut *out, &rows)?;
-    writeln!(out)?;
-    Ok(())
+    let mut w = ExportWriter::new(ExportFormat::Json, out)?;
+    w.write(leads)?;
+    w.finish().map(|_| ())
+}
+
+/// Writes an export as it is read, page by page (memory flat in the table's size): CSV rows, or
+/// the elements of one JSON array. Rows come in the table's key order.
+pub struct ExportWriter<'a> {
+    format: ExportFormat,
+    csv: Option<csv::Writer<&'a mut dyn Write>>,
+    json: Option<&'a mut dyn Write>,
+    written: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+impl<'a> ExportWriter<'a> {
+    pub fn new(format: ExportFormat, out: &'a mut dyn Write) -> anyhow::Result<Self> {
+        Ok(match format {
+            ExportFormat::Csv => {
+                let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(out);
+                // The header first, so an empty export still has it (serde would write it with
+                // the first row only).
+                w.write_record(csv_header())?;
+                ExportWriter { format, csv: Some(w), json: None, written: 0 }
+            }
+            ExportFormat::Json => {
+                write!(out, "[")?;
+                ExportWriter { format, csv: None, json: Some(out), written: 0 }
+            }
+        })
+    }
+
+    pub fn write(&mut self, leads: &[StoredLead]) -> anyhow::Result<()> {
+        for l in leads {
+            let row = ExportRow::new(l);
+            match (self.format, &mut self.csv, &mut self.json) {
+                (ExportFormat::Csv, Some(w), _) => w.serialize(row.csv_safe())?,
+                (ExportFormat::Json, _, Some(out)) => {
+                    let sep = if self.written == 0 { "\n" } else { ",\n" };
+                    write!(out, "{sep}")?;
+                    serde_json::to_writer_pretty(&mut **out, &row)?;
+                }
+                _ => {}
+            }
+            self.written += 1;
+        }
+        Ok(())
+    }
+
+    /// Ends the export; the number of leads written.
+    pub fn finish(self) -> anyhow::Result<usize> {
+        if let Some(mut w) = self.csv {
+            w.flush()?;
+        }
+        if let Some(out) = self.json {
+            writeln!(out, "{}]", if self.written == 0 { "" } else { "\n" })?;
+            out.flush()?;
+        }
+        Ok(self.written)
+    }
 }
 
 /// The column names, in order, as the serialised row has them.

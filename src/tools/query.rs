@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::entity::{get_str, Entity};
 use crate::lead::Lead;
-use crate::store::{Query, SharedTable, StoreError};
+use crate::store::{Pages, Query, SharedTable, StoreError};
 
 /// Filters for `leads list` and `leads export`.
 #[derive(Debug, Default, Clone)]
@@ -37,35 +37,57 @@ pub fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
 /// Reads every lead row, newest first, filtered.
 pub async fn read_leads(store: &SharedTable, filter: &LeadFilter) -> Result<Vec<StoredLead>, StoreError> {
     let rows = store.query(&Query::all(), usize::MAX).await?;
-    let leads: Vec<StoredLead> = rows
-        .into_iter()
-        .map(|e| StoredLead {
+    let leads: Vec<StoredLead> = rows.into_iter().map(StoredLead::from_entity).collect();
+    Ok(filter_leads(leads, filter))
+}
+
+/// Every lead row a filter keeps, a page at a time, in the table's key order: memory stays flat
+/// however large the table (export, reindex).
+pub struct LeadPages {
+    pages: Pages,
+    filter: LeadFilter,
+}
+
+impl LeadPages {
+    pub fn new(filter: &LeadFilter) -> Self {
+        LeadPages { pages: Pages::new(Query::all()), filter: filter.clone() }
+    }
+
+    /// The next page's leads (possibly none while more follow); `None` when the table is read.
+    pub async fn next(&mut self, store: &SharedTable) -> Result<Option<Vec<StoredLead>>, StoreError> {
+        let Some(page) = self.pages.next(&**store).await? else { return Ok(None) };
+        Ok(Some(page.into_iter().map(StoredLead::from_entity).filter(|l| keeps(&self.filter, l)).collect()))
+    }
+}
+
+impl StoredLead {
+    pub fn from_entity(e: Entity) -> Self {
+        StoredLead {
             partition_key: get_str(&e, "PartitionKey").to_string(),
             row_key: get_str(&e, "RowKey").to_string(),
             lead: Lead::from_entity(&e),
             entity: e,
+        }
+    }
+}
+
+/// Whether `filter` keeps the lead.
+fn keeps(filter: &LeadFilter, l: &StoredLead) -> bool {
+    (filter.include_tests || !l.lead.is_test())
+        && filter.action.as_ref().is_none_or(|a| l.lead.action_code.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(a)))
+        && filter.offer.as_ref().is_none_or(|o| {
+            let o = o.to_lowercase();
+            [l.lead.offer_title.as_deref(), l.lead.lead_source.offer.as_deref()]
+                .into_iter()
+                .flatten()
+                .any(|v| v.to_lowercase().contains(&o))
         })
-        .collect();
-    Ok(filter_leads(leads, filter))
+        && filter.since.is_none_or(|s| l.lead.created.is_some_and(|c| c >= s))
 }
 
 /// The leads `filter` keeps, newest first.
 pub fn filter_leads(leads: Vec<StoredLead>, filter: &LeadFilter) -> Vec<StoredLead> {
-    let mut leads: Vec<StoredLead> = leads
-        .into_iter()
-        .filter(|l| filter.include_tests || !l.lead.is_test())
-        .filter(|l| filter.action.as_ref().is_none_or(|a| l.lead.action_code.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(a))))
-        .filter(|l| {
-            filter.offer.as_ref().is_none_or(|o| {
-                let o = o.to_lowercase();
-                [l.lead.offer_title.as_deref(), l.lead.lead_source.offer.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .any(|v| v.to_lowercase().contains(&o))
-            })
-        })
-        .filter(|l| filter.since.is_none_or(|s| l.lead.created.is_some_and(|c| c >= s)))
-        .collect();
+    let mut leads: Vec<StoredLead> = leads.into_iter().filter(|l| keeps(filter, l)).collect();
     leads.sort_by(|a, b| b.lead.created.cmp(&a.lead.created).then_with(|| a.row_key.cmp(&b.row_key)));
     leads
 }

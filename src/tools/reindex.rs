@@ -16,17 +16,26 @@ use crate::store::{SharedTable, StoreError};
 const CONCURRENT_WRITES: usize = 16;
 
 /// What a reindex did.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reindexed {
     /// Leads written to the index.
     pub indexed: usize,
-    /// Distinct customers among them.
-    pub customers: usize,
+    /// Distinct customers among them (hashes only: 32 bytes a customer, not a lead).
+    pub customers: HashSet<CustomerId>,
     /// Leads linked to no one: test leads, leads without an address, rows that are not leads.
     pub unlinked: usize,
 }
 
-/// Indexes every lead of `all` that links to a customer.
+impl Reindexed {
+    /// Adds a page's counts to the whole run's.
+    pub fn add(&mut self, page: Reindexed) {
+        self.indexed += page.indexed;
+        self.unlinked += page.unlinked;
+        self.customers.extend(page.customers);
+    }
+}
+
+/// Indexes every lead of `all` (one page of the table) that links to a customer.
 pub async fn reindex(store: &SharedTable, all: &[StoredLead]) -> Result<Reindexed, StoreError> {
     let journey = Journey::new(store);
     let linked: Vec<(CustomerId, &StoredLead)> = all.iter().filter_map(|l| l.lead.customer_id().map(|c| (c, l))).collect();
@@ -34,6 +43,6 @@ pub async fn reindex(store: &SharedTable, all: &[StoredLead]) -> Result<Reindexe
     if let Some(e) = journey.record_all(leads, CONCURRENT_WRITES).await.into_iter().find_map(|(_, result)| result.err()) {
         return Err(e);
     }
-    let customers = linked.iter().map(|(c, _)| c).collect::<HashSet<_>>().len();
+    let customers = linked.iter().map(|(c, _)| c.clone()).collect::<HashSet<_>>();
     Ok(Reindexed { indexed: linked.len(), customers, unlinked: all.len() - linked.len() })
 }

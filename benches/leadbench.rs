@@ -13,11 +13,16 @@
 //!    for 2 s, with the default retry window and with none.
 //!
 //! `./scripts/bench cost` runs `cost/mod.rs` instead: the units of the cost model.
+//! `./scripts/bench personal-data` runs `personal_data/mod.rs`: retention, forget, reindex and
+//! export over 100 000 leads (time, peak RSS). `./scripts/bench notify`: intake and notify
+//! latency only (with the sweep-in-progress row).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "cost/mod.rs"]
 mod cost;
+#[path = "personal_data/mod.rs"]
+mod personal_data;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -39,8 +44,29 @@ const ROUNDS: usize = 3;
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     // `./scripts/bench cost` (cargo bench … -- cost): the cost model's units only (benches/cost/mod.rs).
-    if std::env::args().skip(1).any(|a| a == "cost") {
+    let mode = |name: &str| std::env::args().skip(1).any(|a| a == name);
+    if mode("cost") {
         runtime.block_on(cost::run());
+    } else if mode("personal-data") {
+        runtime.block_on(personal_data::run());
+    } else if mode("notify") {
+        // This build, then (with LEADBENCH_BASELINE_HANDLER) the baseline's binary, alternating
+        // twice, so both see the same machine.
+        let mut builds = vec![("this build", env!("CARGO_BIN_EXE_handler").to_string())];
+        if let Ok(baseline) = std::env::var("LEADBENCH_BASELINE_HANDLER") {
+            builds.push(("baseline", baseline));
+        }
+        let rounds = if builds.len() > 1 { 2 } else { 1 };
+        for round in 1..=rounds {
+            for (name, binary) in &builds {
+                std::env::set_var("LEADBENCH_HANDLER", binary);
+                println!("# {name} (round {round}, load average {})\n", loadavg());
+                runtime.block_on(async {
+                    intake().await;
+                    notify_section().await;
+                });
+            }
+        }
     } else {
         runtime.block_on(run());
     }
@@ -113,10 +139,16 @@ impl Drop for Spawned {
     }
 }
 
+/// The binary the spawned handlers run: this build's, or `LEADBENCH_HANDLER` (a baseline build
+/// measured by the same harness in the same run).
+fn handler_binary() -> String {
+    std::env::var("LEADBENCH_HANDLER").unwrap_or_else(|_| env!("CARGO_BIN_EXE_handler").to_string())
+}
+
 /// Starts the handler; returns it and the time from exec to accepting connections.
 fn spawn(args: &[&str], env: &[(&str, String)], host_port: Option<u16>) -> (Spawned, Duration) {
     let port = host_port.unwrap_or_else(free_port);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_handler"));
+    let mut cmd = Command::new(handler_binary());
     cmd.args(args).env_clear().env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);

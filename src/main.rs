@@ -139,7 +139,7 @@ enum LeadsCommand {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// Every lead (newest first) as CSV or JSON, for a CRM import.
+    /// Every lead as CSV or JSON, for a CRM import (streamed in the table's order, not sorted).
     Export {
         #[command(flatten)]
         filter: FilterArgs,

@@ -15,11 +15,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::channel::Registry;
 use super::claim::{claim, decide, Verdict};
 use super::journey::Journey;
 use super::lead_state::{column, notification_id, ChannelRecord, Column, DeliveryState, CUSTOMER_COLUMN, ID_COLUMN, LEASE_COLUMN};
 use super::message::LeadMessage;
+use super::registry::Registry;
 use crate::channel_id::ChannelId;
 use crate::clock::Clock;
 use crate::entity::{get_datetime, put_datetime, Entity};

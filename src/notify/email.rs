@@ -8,8 +8,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-use super::channel::Sender;
 use super::message::LeadMessage;
+use super::sender::Sender;
 use super::transport::{DeliveryError, SendOutcome};
 use crate::lead::Lead;
 use crate::settings::{EmailSettings, SmtpSecurity};

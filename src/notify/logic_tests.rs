@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::channel::{Registry, Sender};
 use super::lead_state::{column, ChannelRecord, Column, DeliveryState};
 use super::message::LeadMessage;
 use super::notify_table::{DigestRow, NotifyTable, SweepCursor};
+use super::registry::Registry;
+use super::sender::Sender;
 use super::transport::{DeliveryError, SendOutcome};
 use super::Notifier;
 use crate::channel_id::ChannelId;

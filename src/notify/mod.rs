@@ -6,9 +6,8 @@
 //! - [`digest`] (one summary per schedule period, [`digest_message`]) and [`retention`] (deletes
 //!   old leads): beside the per-lead path, on the same discovery and state.
 //! - [`deliver`]: the unit of work, deliver one lead: claim, index, render, send, record.
-//! - [`channel`]: the one channel interface ([`channel::Sender`]) and the registry of channels;
-//!   one module per channel: [`email`], [`webhook`], [`teams`], [`slack`], the CRMs under [`crm`].
-//! - [`message`] renders a lead; [`journey`] keeps the customer index each message tells.
+//! - [`registry`]: the only list of channels, built from settings; one module per channel: [`email`], [`webhook`], [`teams`], [`slack`], the CRMs under [`crm`].
+//! - [`sender`]: the one channel interface every channel implements; [`message`] renders a lead; [`journey`] keeps the customer index each message tells.
 //! - [`discovery`]: the one way leads are found (date partitions, rows written since a time,
 //!   every row page by page) and when a lead arrived.
 //! - [`claim`]: the claim / lease and the one decision "outcome + attempts → next state", for
@@ -18,7 +17,6 @@
 //! - [`new_leads`]: intake's hand-over of new keys; [`report`]: what a run did;
 //!   [`transport`]: the HTTP client and outcome types the channels share.
 
-pub mod channel;
 pub mod claim;
 pub mod crm;
 pub mod deliver;
@@ -31,10 +29,12 @@ pub mod lead_state;
 pub mod message;
 pub mod new_leads;
 pub mod notify_table;
+pub mod registry;
 pub mod report;
 pub mod retention;
 pub mod retry_schedule;
 pub mod run;
+pub mod sender;
 pub mod slack;
 pub mod teams;
 pub mod transport;
@@ -43,7 +43,8 @@ pub mod webhook;
 #[cfg(test)]
 mod logic_tests;
 
-pub use channel::{Registry, Sender};
 pub use lead_state::{ChannelRecord, DeliveryState};
+pub use registry::Registry;
 pub use report::PollReport;
 pub use run::Notifier;
+pub use sender::Sender;

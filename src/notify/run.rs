@@ -28,7 +28,6 @@ use std::time::Duration;
 use chrono::{DateTime, Days, NaiveDate};
 use futures_util::stream::{self, StreamExt};
 
-use super::channel::Registry;
 use super::claim::lease_for;
 use super::deliver::{Deliverer, LeadOutcome, MAX_PENDING_DAYS};
 use super::digest::Digest;
@@ -36,6 +35,7 @@ use super::discovery::{key_of, Discovery, WRITE_OVERLAP};
 use super::journey::Journey;
 use super::lead_state::{scan_columns, ChannelRecord, DeliveryState, CUSTOMER_COLUMN, JOURNEY_COLUMNS, LEASE_COLUMN};
 use super::notify_table::{NotifyTable, SweepCursor};
+use super::registry::Registry;
 use super::report::PollReport;
 use super::retention::Retention;
 use crate::channel_id::ChannelId;

@@ -4,8 +4,8 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
-use super::channel::Sender;
 use super::message::{slack_escape, LeadMessage};
+use super::sender::Sender;
 use super::transport::{post_json, SendOutcome};
 use crate::lead::Lead;
 use crate::text::truncate_chars;

@@ -6,8 +6,8 @@ use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::channel::Sender;
 use super::message::LeadMessage;
+use super::sender::Sender;
 use super::transport::{post_json, SendOutcome};
 use crate::lead::Lead;
 use crate::settings::WebhookSettings;

@@ -5,10 +5,7 @@
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use super::{
-    bad, crm, digest, unresolved, DigestSettings, DynamicsSettings, HubSpotSettings, MarketoSettings, SalesforceSettings, SettingError,
-};
-use crate::channel_id::ChannelId;
+use super::values::{addresses, bad, check_url, unresolved, SettingError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmtpSecurity {
@@ -61,98 +58,6 @@ impl WebhookKey {
     }
 }
 
-/// The notification channels. A channel whose settings are present but invalid is not an error
-/// for the process (intake must run whenever storage does): it is listed in `misconfigured`,
-/// sends nothing, and its leads stay pending until the setting is fixed.
-#[derive(Debug, Clone, Default)]
-pub struct ChannelSettings {
-    pub email: Option<EmailSettings>,
-    pub webhook: Option<WebhookSettings>,
-    pub teams: Option<SecretString>,
-    pub slack: Option<SecretString>,
-    /// The daily digest (`NOTIFY_DIGEST_TO`): not a per-lead channel, but misconfigured the same way.
-    pub digest: Option<DigestSettings>,
-    pub dynamics: Option<DynamicsSettings>,
-    pub salesforce: Option<SalesforceSettings>,
-    pub hubspot: Option<HubSpotSettings>,
-    pub marketo: Option<MarketoSettings>,
-    pub misconfigured: Vec<Misconfigured>,
-}
-
-/// A channel turned off by an invalid setting.
-#[derive(Debug, Clone)]
-pub struct Misconfigured {
-    pub channel: ChannelId,
-    pub error: SettingError,
-}
-
-impl ChannelSettings {
-    pub fn is_empty(&self) -> bool {
-        self.email.is_none()
-            && self.webhook.is_none()
-            && self.teams.is_none()
-            && self.slack.is_none()
-            && self.digest.is_none()
-            && self.dynamics.is_none()
-            && self.salesforce.is_none()
-            && self.hubspot.is_none()
-            && self.marketo.is_none()
-            && self.misconfigured.is_empty()
-    }
-}
-
-/// A comma-separated list of e-mail addresses; empty entries are ignored.
-pub(super) fn addresses(name: &'static str, list: &str) -> Result<Vec<String>, SettingError> {
-    let to: Vec<String> = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-    match to.iter().find(|a| a.parse::<lettre::Address>().is_err()) {
-        Some(badaddr) => Err(bad(name, format!("`{badaddr}` is not an e-mail address"))),
-        None => Ok(to),
-    }
-}
-
-/// Leads and webhook signatures must not travel in clear: `https://` only, except to loopback
-/// addresses (local receivers and tests).
-pub(super) fn check_url(name: &'static str, value: &str) -> Result<(), SettingError> {
-    let Ok(u) = url::Url::parse(value) else {
-        // Never echo the value: these URLs carry tokens.
-        return Err(bad(name, "not an https URL"));
-    };
-    let loopback = match u.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    match u.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        "http" => Err(bad(name, "must be https:// (plain http:// is allowed only to loopback addresses)")),
-        _ => Err(bad(name, "not an https URL")),
-    }
-}
-
-pub(super) fn channels_from(get: &dyn Fn(&str) -> Option<String>) -> ChannelSettings {
-    fn keep<T>(misconfigured: &mut Vec<Misconfigured>, channel: ChannelId, result: Result<Option<T>, SettingError>) -> Option<T> {
-        result.unwrap_or_else(|error| {
-            misconfigured.push(Misconfigured { channel, error });
-            None
-        })
-    }
-    let mut bad = Vec::new();
-    ChannelSettings {
-        email: keep(&mut bad, ChannelId::Email, email_from(get)),
-        webhook: keep(&mut bad, ChannelId::Webhook, webhook_from(get)),
-        teams: keep(&mut bad, ChannelId::Teams, url_setting(get, "NOTIFY_TEAMS_URL")),
-        slack: keep(&mut bad, ChannelId::Slack, url_setting(get, "NOTIFY_SLACK_URL")),
-        digest: keep(&mut bad, ChannelId::Digest, digest::digest_from(get)),
-        dynamics: keep(&mut bad, ChannelId::Dynamics, crm::dynamics_from(get)),
-        salesforce: keep(&mut bad, ChannelId::Salesforce, crm::salesforce_from(get)),
-        hubspot: keep(&mut bad, ChannelId::HubSpot, crm::hubspot_from(get)),
-        marketo: keep(&mut bad, ChannelId::Marketo, crm::marketo_from(get)),
-        misconfigured: bad,
-    }
-}
-
 pub(super) fn email_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<EmailSettings>, SettingError> {
     for name in ["NOTIFY_EMAIL_TO", "NOTIFY_EMAIL_FROM", "SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_SECURITY"] {
         unresolved(name, get(name).as_deref())?;
@@ -199,7 +104,7 @@ pub(super) fn email_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<
     Ok(email)
 }
 
-fn webhook_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<WebhookSettings>, SettingError> {
+pub(super) fn webhook_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<WebhookSettings>, SettingError> {
     unresolved("NOTIFY_WEBHOOK_URL", get("NOTIFY_WEBHOOK_URL").as_deref())?;
     unresolved("NOTIFY_WEBHOOK_SECRET", get("NOTIFY_WEBHOOK_SECRET").as_deref())?;
     let webhook = match (get("NOTIFY_WEBHOOK_URL"), get("NOTIFY_WEBHOOK_SECRET")) {
@@ -215,7 +120,7 @@ fn webhook_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<WebhookSe
     Ok(webhook)
 }
 
-fn url_setting(get: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<SecretString>, SettingError> {
+pub(super) fn url_setting(get: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<SecretString>, SettingError> {
     match get(name) {
         None => Ok(None),
         Some(url) => {

@@ -4,9 +4,8 @@
 
 use secrecy::SecretString;
 
-use super::channels::check_url;
 use super::definition::{DYNAMICS_AUTHORITY_HOST, HUBSPOT_BASE_URL, SALESFORCE_EXTERNAL_ID_FIELD};
-use super::{bad, unresolved, SettingError};
+use super::values::{bad, check_url, unresolved, SettingError};
 
 type Get<'a> = &'a dyn Fn(&str) -> Option<String>;
 

@@ -8,9 +8,9 @@
 //! `NOTIFY_DIGEST_TO`, `NOTIFY_DIGEST_SCHEDULE` or `NOTIFY_DIGEST_DELAY_SECONDS` disables the digest only, and a bad
 //! `NOTIFY_EMAIL_TO` the per-lead e-mail only. Either may be on without the other.
 
-use super::channels::{addresses, email_from};
+use super::channels::{email_from, EmailSettings};
 use super::definition::{NOTIFY_DIGEST_DELAY_SECONDS, NOTIFY_DIGEST_SCHEDULE};
-use super::{bad, number, unresolved, EmailSettings, SettingError};
+use super::values::{addresses, bad, number, unresolved, SettingError};
 use crate::schedule::Schedule;
 
 #[derive(Debug, Clone)]

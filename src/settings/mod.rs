@@ -19,31 +19,86 @@ mod channels;
 mod crm;
 pub mod definition;
 mod digest;
+mod values;
 
 use std::collections::HashMap;
 
 use secrecy::SecretString;
 
-use channels::channels_from;
-pub use channels::{ChannelSettings, EmailSettings, Misconfigured, SmtpSecurity, WebhookKey, WebhookSettings};
+use channels::{email_from, url_setting, webhook_from};
+pub use channels::{EmailSettings, SmtpSecurity, WebhookKey, WebhookSettings};
 pub use crm::{DynamicsSettings, HubSpotSettings, MarketoSettings, SalesforceSettings};
 use definition::*;
 pub use definition::{Setting, Valid};
 pub use digest::DigestSettings;
+pub use values::SettingError;
+use values::{bad, flag, number, unresolved};
 
+use crate::channel_id::ChannelId;
 use crate::schedule::Schedule;
 use crate::store::token::IdentityKind;
 use crate::store::{RetryPolicy, StorageAccount};
 
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("setting {name}: {problem}")]
-pub struct SettingError {
-    pub name: &'static str,
-    pub problem: String,
+/// The notification channels. A channel whose settings are present but invalid is not an error
+/// for the process (intake must run whenever storage does): it is listed in `misconfigured`,
+/// sends nothing, and its leads stay pending until the setting is fixed.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelSettings {
+    pub email: Option<EmailSettings>,
+    pub webhook: Option<WebhookSettings>,
+    pub teams: Option<SecretString>,
+    pub slack: Option<SecretString>,
+    /// The daily digest (`NOTIFY_DIGEST_TO`): not a per-lead channel, but misconfigured the same way.
+    pub digest: Option<DigestSettings>,
+    pub dynamics: Option<DynamicsSettings>,
+    pub salesforce: Option<SalesforceSettings>,
+    pub hubspot: Option<HubSpotSettings>,
+    pub marketo: Option<MarketoSettings>,
+    pub misconfigured: Vec<Misconfigured>,
 }
 
-fn bad(name: &'static str, problem: impl Into<String>) -> SettingError {
-    SettingError { name, problem: problem.into() }
+/// A channel turned off by an invalid setting.
+#[derive(Debug, Clone)]
+pub struct Misconfigured {
+    pub channel: ChannelId,
+    pub error: SettingError,
+}
+
+impl ChannelSettings {
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none()
+            && self.webhook.is_none()
+            && self.teams.is_none()
+            && self.slack.is_none()
+            && self.digest.is_none()
+            && self.dynamics.is_none()
+            && self.salesforce.is_none()
+            && self.hubspot.is_none()
+            && self.marketo.is_none()
+            && self.misconfigured.is_empty()
+    }
+}
+
+fn channels_from(get: &dyn Fn(&str) -> Option<String>) -> ChannelSettings {
+    fn keep<T>(misconfigured: &mut Vec<Misconfigured>, channel: ChannelId, result: Result<Option<T>, SettingError>) -> Option<T> {
+        result.unwrap_or_else(|error| {
+            misconfigured.push(Misconfigured { channel, error });
+            None
+        })
+    }
+    let mut bad = Vec::new();
+    ChannelSettings {
+        email: keep(&mut bad, ChannelId::Email, email_from(get)),
+        webhook: keep(&mut bad, ChannelId::Webhook, webhook_from(get)),
+        teams: keep(&mut bad, ChannelId::Teams, url_setting(get, "NOTIFY_TEAMS_URL")),
+        slack: keep(&mut bad, ChannelId::Slack, url_setting(get, "NOTIFY_SLACK_URL")),
+        digest: keep(&mut bad, ChannelId::Digest, digest::digest_from(get)),
+        dynamics: keep(&mut bad, ChannelId::Dynamics, crm::dynamics_from(get)),
+        salesforce: keep(&mut bad, ChannelId::Salesforce, crm::salesforce_from(get)),
+        hubspot: keep(&mut bad, ChannelId::HubSpot, crm::hubspot_from(get)),
+        marketo: keep(&mut bad, ChannelId::Marketo, crm::marketo_from(get)),
+        misconfigured: bad,
+    }
 }
 
 /// Where the leads live.
@@ -197,17 +252,6 @@ fn credential_setting(prefix: &str) -> &'static str {
     }
 }
 
-/// A `true`/`false` setting, its default when unset.
-fn flag(get: &dyn Fn(&str) -> Option<String>, setting: &Setting) -> Result<bool, SettingError> {
-    let name = setting.name;
-    match get(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(setting.default_flag()),
-        Some("true") | Some("1") | Some("yes") => Ok(true),
-        Some("false") | Some("0") | Some("no") => Ok(false),
-        Some(_) => Err(bad(name, "`true` or `false`")),
-    }
-}
-
 /// Reads LeadNotify's own settings: an invalid value is replaced by the setting's default and
 /// kept in `replaced`, to be reported, instead of stopping the start.
 struct Lenient<'a> {
@@ -228,31 +272,6 @@ impl Lenient<'_> {
             self.replaced.push(e);
             setting.default_flag()
         })
-    }
-}
-
-/// A whole number setting within its range, its default when unset.
-pub(super) fn number(get: &dyn Fn(&str) -> Option<String>, setting: &Setting) -> Result<u64, SettingError> {
-    let range = setting.range();
-    match get(setting.name) {
-        None => Ok(setting.default_number()),
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .ok_or_else(|| bad(setting.name, format!("a whole number from {} to {}", range.start(), range.end()))),
-    }
-}
-
-/// App Service hands an app setting whose Key Vault reference it cannot resolve (the vault's
-/// role assignment still propagating, a typo) to the app as its literal text.
-fn unresolved(name: &'static str, value: Option<&str>) -> Result<(), SettingError> {
-    match value {
-        Some(v) if v.starts_with("@Microsoft.KeyVault(") => Err(bad(
-            name,
-            "is an unresolved Key Vault reference: the app could not read the secret (check the vault's role assignment for the app's identity, and the secret's name)",
-        )),
-        _ => Ok(()),
     }
 }
 

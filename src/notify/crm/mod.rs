@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::channel::Sender;
 use super::message::LeadMessage;
+use super::sender::Sender;
 use super::transport::{send_request, Answer, DeliveryError, RequestBody, SendOutcome};
 use crate::lead::{Contact, Lead};
 use crate::text::{one_line, truncate_chars};

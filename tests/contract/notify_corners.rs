@@ -2,13 +2,11 @@
 //! keys nobody expected, leads pending for weeks, states typed by hand, stalled relays, hostile
 //! receivers, broken settings. The real binary, a real Azurite, real sockets.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::leads::*;
+use crate::common::*;
 use chrono::{Days, Utc};
-use common::leads::*;
-use common::*;
 use marketplace_leads::entity::{put_datetime, Entity};
 use marketplace_leads::lead::partition_key_for;
 use serde_json::json;

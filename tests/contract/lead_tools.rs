@@ -1,10 +1,8 @@
 //! The lead tools end to end: the real binary's `leads list|export|status` and `send-test-lead`
 //! against a real Azurite and a running handler.
 
-mod common;
-
+use crate::common::*;
 use chrono::Utc;
-use common::*;
 use marketplace_leads::lead::{DedupeKey, Lead};
 use serde_json::{json, Value};
 

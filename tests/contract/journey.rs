@@ -3,13 +3,11 @@
 //! fields, two pollers on one customer, and the lead tools' view. Real Azurite, real SMTP server,
 //! real receivers, the real binary.
 
-mod common;
-
 use std::collections::HashSet;
 
+use crate::common::leads::*;
+use crate::common::*;
 use chrono::{Duration, Utc};
-use common::leads::*;
-use common::*;
 use marketplace_leads::entity::Entity;
 use serde_json::{json, Value};
 

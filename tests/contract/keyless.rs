@@ -4,21 +4,19 @@
 //! and the real `handler` with only identity-based settings: no key or connection string in its
 //! environment.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::leads::*;
+use crate::common::*;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
-use common::leads::*;
-use common::*;
 use serde_json::{json, Value};
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";

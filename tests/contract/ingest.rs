@@ -1,10 +1,8 @@
 //! LeadIngest end to end: the real binary, driven as the Functions host drives it (proxied
 //! request and invocation envelope) and standalone, against a real Azurite.
 
-mod common;
-
-use common::leads::*;
-use common::*;
+use crate::common::leads::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 async fn rows(table: &str) -> Vec<serde_json::Map<String, Value>> {

@@ -1,11 +1,9 @@
 //! The CRM channels end to end: the real binary, a real Azurite, and a strict loopback fake of
 //! each CRM's documented API (tests/common/crm.rs). Each scenario runs against all four.
 
-mod common;
-
-use common::crm::{FakeCrm, Fault, Kind, REJECT_MESSAGE};
-use common::leads::*;
-use common::*;
+use crate::common::crm::{FakeCrm, Fault, Kind, REJECT_MESSAGE};
+use crate::common::leads::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 async fn setup(kind: Kind) -> (FakeCrm, Handler, String) {
@@ -144,7 +142,7 @@ async fn token_expiry_mid_run(kind: Kind) {
     }
     assert_clean(&fake);
     assert!(!h.logs().contains("tok-"), "tokens never reach the logs");
-    assert!(!h.logs().contains(common::crm::CLIENT_SECRET));
+    assert!(!h.logs().contains(crate::common::crm::CLIENT_SECRET));
 }
 
 async fn permanent_400_fails_with_the_reason(kind: Kind) {

@@ -6,12 +6,10 @@
 //! a generous "eventually", checking that something happens (a connection is closed), not how
 //! fast. Different loopback source addresses (127.0.0.x) play different clients.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures_util::future::join_all;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

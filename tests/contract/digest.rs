@@ -4,11 +4,9 @@
 //! complete and in the past, with no waiting for 08:00. Each test mails its own recipient, so
 //! `mails_containing(recipient)` finds that test's digests only.
 
-mod common;
-
+use crate::common::leads::*;
+use crate::common::*;
 use chrono::{DateTime, Days, Duration, DurationRound, NaiveTime, Timelike, Utc};
-use common::leads::*;
-use common::*;
 use marketplace_leads::entity::{put_datetime, Entity};
 use serde_json::json;
 

@@ -3,11 +3,9 @@
 //! loses the answer to a write that did land. A lead that got a 2xx must be in the table exactly
 //! once; a blip shorter than STORAGE_RETRY_SECONDS must refuse no lead.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 

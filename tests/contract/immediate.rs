@@ -2,10 +2,8 @@
 //! run in the same process, under the host and standalone, with no timer tick needed; a burst
 //! is notified once per lead.
 
-mod common;
-
-use common::leads::*;
-use common::*;
+use crate::common::leads::*;
+use crate::common::*;
 
 fn immediate_env(table: &str, hook: &Receiver) -> Vec<(&'static str, String)> {
     let mut env = webhook_env(table, hook);

@@ -2,13 +2,11 @@
 //! `handler leads forget` removes exactly one customer everywhere, and `LEADS_RETENTION_DAYS`
 //! makes LeadNotify delete old leads (with their index entries) once a day.
 
-mod common;
-
 use std::process::Stdio;
 
+use crate::common::leads::*;
+use crate::common::*;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use common::leads::*;
-use common::*;
 use marketplace_leads::entity::{get_str, put_datetime, Entity};
 use marketplace_leads::lead::{partition_key_for, CustomerId, DedupeKey, Lead};
 use marketplace_leads::notify::journey::Journey;
@@ -134,9 +132,17 @@ async fn forget_removes_one_customer_everywhere_and_nothing_else() {
         "the digest row stays, redacted"
     );
 
-    // Every table of the account, read in full: the address is nowhere.
-    let tables =
-        TableClient::new(StorageAccount::azurite(azurite_port()), &table, RetryPolicy::default()).unwrap().list_tables().await.unwrap();
+    // Every table this deployment has in the account (the lead table and every table named
+    // after it), read in full: the address is nowhere. Other tests' tables share this Azurite
+    // and are none of this run's business.
+    let tables: Vec<String> = TableClient::new(StorageAccount::azurite(azurite_port()), &table, RetryPolicy::default())
+        .unwrap()
+        .list_tables()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|name| name.starts_with(&table))
+        .collect();
     for name in [table.clone(), format!("{table}Customers"), format!("{table}Notify")] {
         assert!(tables.contains(&name), "{name} listed");
     }
@@ -300,7 +306,7 @@ fn forget_with(env: &[(&'static str, String)], args: &[&str]) -> (bool, String, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forget_reaches_the_crms_and_reports_what_a_crm_that_is_down_left() {
-    use common::crm::{FakeCrm, Kind};
+    use crate::common::crm::{FakeCrm, Kind};
     let table = unique_table();
     let t = tag().to_lowercase();
     let jana = format!("jana.{t}@contoso.example");

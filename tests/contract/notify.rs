@@ -1,13 +1,11 @@
 //! LeadNotify end to end: the real binary invoked as the host invokes a timer function, a real
 //! Azurite, a real SMTP server (aiosmtpd) and real HTTP receivers on loopback.
 
-mod common;
-
 use std::collections::HashSet;
 
+use crate::common::leads::*;
+use crate::common::*;
 use chrono::{Days, Utc};
-use common::leads::*;
-use common::*;
 use marketplace_leads::entity::Entity;
 use serde_json::json;
 

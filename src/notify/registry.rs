@@ -1,6 +1,6 @@
 //! One interface for every per-lead channel, and the registry that is the only list of them.
 //!
-//! A channel is a [`Sender`]: one attempt to tell one receiver about one lead, ending in a
+//! A channel is a [`Sender`] (`sender.rs`): one attempt to tell one receiver about one lead, ending in a
 //! [`SendOutcome`]. The [`Registry`] builds the senders the settings turn on (one line each in
 //! [`Registry::from_settings`]), remembers the misconfigured ones (their leads stay pending until
 //! the setting is fixed), and bounds every attempt by the send timeout whatever the channel does
@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::crm::{dynamics::Dynamics, hubspot::HubSpot, marketo::Marketo, salesforce::Salesforce, Crm};
 use super::email::EmailChannel;
 use super::message::LeadMessage;
+use super::sender::Sender;
 use super::slack::Slack;
 use super::teams::Teams;
 use super::transport::{http_client, DeliveryError, SendOutcome};
@@ -20,12 +21,6 @@ use super::webhook::Webhook;
 use crate::channel_id::ChannelId;
 use crate::lead::Lead;
 use crate::settings::ChannelSettings;
-
-/// One channel: one attempt to deliver one lead.
-#[async_trait::async_trait]
-pub trait Sender: Send + Sync {
-    async fn send(&self, lead: &Lead, msg: &LeadMessage) -> SendOutcome;
-}
 
 /// The per-lead channels that send, and those whose settings are wrong.
 #[derive(Clone)]

@@ -95,7 +95,9 @@ async fn lead_ingest(State(state): State<AppState>, Json(inv): Json<InvocationRe
 async fn lead_notify(State(state): State<AppState>, Json(inv): Json<InvocationRequest>) -> Response {
     let past_due = inv.data.values().find_map(|t| t.get("IsPastDue")).and_then(Value::as_bool).unwrap_or(false);
     let report = state.notifier.run_once().await;
-    let logs = vec![format!("LeadNotify: {report} (past due: {past_due})")];
+    // The host stores each line in Application Insights: a run that did nothing says nothing
+    // (a one-minute timer is 43,000 runs a month).
+    let logs = if report.is_idle() && !past_due { Vec::new() } else { vec![format!("LeadNotify: {report} (past due: {past_due})")] };
     let body = Json(InvocationResponse { outputs: Map::new(), logs, return_value: Value::Null });
     if report.errors > 0 {
         // Everything the run could record is recorded; a storage error still makes it a failed

@@ -40,6 +40,24 @@ pub struct PollReport {
     pub retention_waiting: bool,
 }
 
+impl PollReport {
+    /// Nothing happened worth a line in the host's log: nothing sent, retried, failed, ended,
+    /// deleted or refused, no digest activity, no storage error.
+    pub fn is_idle(&self) -> bool {
+        self.claimed == 0
+            && self.failed == 0
+            && self.expired == 0
+            && self.busy == 0
+            && self.errors == 0
+            && self.retention_deleted == 0
+            && self.retention_index_deleted == 0
+            && !self.retention_waiting
+            && self.digest.sent == 0
+            && self.digest.retrying == 0
+            && self.digest.failed == 0
+    }
+}
+
 impl fmt::Display for PollReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -427,7 +427,7 @@ fn store_error(report: &mut PollReport, doing: &str, e: &StoreError) {
 fn log_report(report: &PollReport) {
     if report.errors > 0 {
         tracing::error!(%report, "LeadNotify run had storage errors: the leads concerned stay pending for the next run");
-    } else if report.claimed > 0 || report.failed > 0 || report.expired > 0 || report.retention_deleted > 0 {
+    } else if !report.is_idle() {
         tracing::info!(%report, "LeadNotify run");
     } else {
         tracing::debug!(%report, "LeadNotify run");

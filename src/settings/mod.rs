@@ -9,6 +9,7 @@
 mod catalog;
 mod crm;
 mod digest;
+mod inbox;
 
 use std::collections::HashMap;
 
@@ -18,6 +19,7 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 pub use catalog::{SettingDoc, SETTINGS};
 pub use crm::{DynamicsSettings, HubSpotSettings, MarketoSettings, SalesforceSettings};
 pub use digest::{DigestSettings, DEFAULT_DIGEST_SCHEDULE};
+pub use inbox::{InboxAuth, InboxSettings};
 
 use crate::channel_id::ChannelId;
 use crate::schedule::Schedule;
@@ -149,6 +151,8 @@ pub struct Settings {
     /// LeadNotify settings whose values were invalid and were replaced by their defaults
     /// (reported at start and by `handler settings`; LeadIngest is unaffected).
     pub ignored: Vec<SettingError>,
+    /// Who may open the lead inbox (`INBOX_*`).
+    pub inbox: InboxSettings,
 }
 
 /// `NOTIFY_SCHEDULE` when unset: every minute.
@@ -217,6 +221,7 @@ impl Settings {
             immediate,
             retention_days,
             ignored,
+            inbox: InboxSettings::from_get(&get),
         })
     }
 }

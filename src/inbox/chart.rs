@@ -37,6 +37,8 @@ pub struct GridLine {
 pub struct Tick {
     pub x: String,
     pub label: String,
+    /// `middle`, or `end` for the newest day, so its label stays inside the drawing.
+    pub anchor: &'static str,
 }
 
 pub struct LegendEntry {
@@ -123,7 +125,11 @@ pub fn layout(data: &ChartData) -> Chart {
         .iter()
         .enumerate()
         .filter(|(i, _)| (last - i).is_multiple_of(14))
-        .map(|(i, (d, _))| Tick { x: n(LEFT + i as f64 * slot + slot / 2.0), label: d.format("%b %d").to_string() })
+        .map(|(i, (d, _))| Tick {
+            x: n(LEFT + i as f64 * slot + if i == last { slot } else { slot / 2.0 }),
+            label: d.format("%b %d").to_string(),
+            anchor: if i == last { "end" } else { "middle" },
+        })
         .collect();
     let legend = data.actions.iter().enumerate().map(|(i, a)| LegendEntry { class: class_of(i), label: label_of(a) }).collect();
     let rows: Vec<TableRow> = per_day

@@ -52,6 +52,16 @@ fn function_definitions_match_the_handler() {
     assert_eq!(bindings[1]["type"], "http");
     assert_eq!(bindings[1]["name"], "res");
 
+    // The inbox: proxied too (one httpTrigger in, one http out), signed in by App Service
+    // authentication rather than a function key (a key would have to travel in every link).
+    let inbox = json("Inbox/function.json");
+    let bindings = inbox["bindings"].as_array().unwrap();
+    assert_eq!(bindings.len(), 2);
+    assert_eq!(bindings[0]["type"], "httpTrigger");
+    assert_eq!(bindings[0]["authLevel"], "anonymous");
+    assert_eq!(bindings[0]["route"], "Inbox/{*path}");
+    assert_eq!(bindings[1]["type"], "http");
+
     let notify = json("LeadNotify/function.json");
     assert_eq!(notify["bindings"][0]["type"], "timerTrigger");
     assert_eq!(notify["bindings"][0]["schedule"], "%NOTIFY_SCHEDULE%");

@@ -77,11 +77,40 @@ impl ListFilter {
     }
 }
 
+/// What the list, the export and the chart read of a row: the lead's own columns (LeadIngest's
+/// and Microsoft's) and each channel's state, not the raw payload (the bulk of a LeadIngest row),
+/// which only the lead page shows.
+fn list_columns() -> Vec<String> {
+    let lead = [
+        "PartitionKey",
+        "RowKey",
+        "Timestamp",
+        "CreatedTime",
+        "FirstName",
+        "LastName",
+        "Email",
+        "Phone",
+        "Country",
+        "Company",
+        "Title",
+        "CustomerInfo",
+        "LeadSource",
+        "ActionCode",
+        "OfferDisplayName",
+        "Description",
+        "Parsed",
+    ];
+    let states = ChannelId::PER_LEAD.into_iter().map(|ch| column(ch, Column::State));
+    lead.into_iter().map(str::to_string).chain(states).collect()
+}
+
 /// Every lead row whose date partition lies in `from..=to`, one partition read per day.
 pub async fn leads_between(store: &SharedTable, from: NaiveDate, to: NaiveDate) -> Result<Vec<StoredLead>, StoreError> {
     let days: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).take(MAX_RANGE_DAYS as usize).collect();
+    let columns = list_columns();
+    let columns = &columns;
     let partitions: Vec<Vec<Entity>> = stream::iter(days)
-        .map(|day| async move { store.query(&Query::partition(&partition_key_for(day)), usize::MAX).await })
+        .map(|day| async move { store.query(&Query::partition(&partition_key_for(day)).select(columns), usize::MAX).await })
         .buffer_unordered(PARTITION_READS_AT_ONCE)
         .try_collect()
         .await?;

@@ -125,7 +125,8 @@ async fn run() {
     let list = timed(&http, &format!("http://127.0.0.1:{port}/api/Inbox")).await;
     let chart = timed(&http, &format!("http://127.0.0.1:{port}/api/Inbox/chart")).await;
 
-    // Transactions per page: the same reads, in process, over a counting client.
+    // Transactions per page: the same reads, in process, over a counting client; and how long
+    // those reads alone take (Azurite answering), to tell storage from the handler's own work.
     let today = Utc::now().date_naive();
     let counted = table_client(&table_name);
     let before = counted.transactions();
@@ -134,10 +135,36 @@ async fn run() {
     let before = counted.transactions();
     chart_data(&counted, today, None).await.expect("chart");
     let chart_tx = counted.transactions() - before;
+    let mut list_reads = Vec::new();
+    let mut chart_reads = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        list_page(&counted, &ListFilter::default_for(today)).await.expect("list");
+        list_reads.push(t.elapsed());
+        let t = Instant::now();
+        chart_data(&counted, today, None).await.expect("chart");
+        chart_reads.push(t.elapsed());
+    }
+    list_reads.sort();
+    chart_reads.sort();
 
     println!("## Lead inbox ({LEADS} leads over {DAYS} days, `handler serve` on loopback, {REQUESTS} sequential requests each)\n");
-    println!("| page | p50 | p99 | table transactions | rows read |\n|---|---|---|---|---|");
-    println!("| list (default: last 30 days, first page of 50) | {} | {} | {list_tx} | {} |", ms(list.0), ms(list.1), page.total);
-    println!("| chart (90 days, all offers) | {} | {} | {chart_tx} | about {} |", ms(chart.0), ms(chart.1), LEADS * 90 / DAYS as usize);
+    println!(
+        "| page | p50 | p99 | the page's table reads alone, in process (p50) | table transactions | rows read |\n|---|---|---|---|---|---|"
+    );
+    println!(
+        "| list (default: last 30 days, first page of 50) | {} | {} | {} | {list_tx} | {} |",
+        ms(list.0),
+        ms(list.1),
+        ms(percentile(&list_reads, 0.5)),
+        page.total
+    );
+    println!(
+        "| chart (90 days, all offers) | {} | {} | {} | {chart_tx} | about {} |",
+        ms(chart.0),
+        ms(chart.1),
+        ms(percentile(&chart_reads, 0.5)),
+        LEADS * 90 / DAYS as usize
+    );
     println!("\nFilling the table took {:.0} s.", filled.as_secs_f64());
 }

@@ -54,6 +54,8 @@ async fn browser(driver: &Driver) -> Client {
         "goog:chromeOptions".into(),
         json!({"binary": chromium, "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"]}),
     );
+    // The browser's console log, where Chromium reports a CSP violation (SEVERE).
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     ClientBuilder::new(connector)
         .capabilities(caps)
@@ -92,8 +94,34 @@ async fn js(c: &Client, script: &str) -> Value {
     c.execute(script, vec![]).await.unwrap()
 }
 
+/// chromedriver's log endpoint (not in W3C WebDriver, so fantoccini has no method for it): the
+/// browser console entries since the last call.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _url: &url::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::POST, Some(json!({"type": "browser"}).to_string()))
+    }
+}
+
+/// No console entry says the Content-Security-Policy blocked something.
+async fn assert_no_csp_violation(c: &Client) {
+    let log = c.issue_cmd(BrowserLog).await.expect("the browser log");
+    let violations: Vec<&Value> = log
+        .as_array()
+        .map(|entries| entries.iter().filter(|e| e["message"].as_str().is_some_and(|m| m.contains("Content Security Policy"))).collect())
+        .unwrap_or_default();
+    assert!(violations.is_empty(), "CSP violations: {violations:?}");
+}
+
 /// The page holds no script and its stylesheet applied under the CSP.
 async fn assert_inert_and_styled(c: &Client) {
+    assert_no_csp_violation(c).await;
     assert_eq!(js(c, "return document.scripts.length").await, json!(0), "no script on an inbox page");
     assert_eq!(js(c, "return typeof window.pwned").await, json!("undefined"), "no customer text ran");
     let header = js(c, "return getComputedStyle(document.querySelector('header.top') || document.body).backgroundColor").await;

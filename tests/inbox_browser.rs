@@ -15,10 +15,24 @@ use common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-/// chromedriver on a free loopback port, killed on drop.
+/// chromedriver on a free loopback port, killed on drop. Chromium runs in a process group of
+/// its own, so killing chromedriver would leave it behind when a failed test never closed its
+/// session: drop first asks chromedriver to shut down, which quits its browsers.
 struct Driver {
     _process: Killed,
     port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        use std::io::{Read as _, Write as _};
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let request = format!("GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n", self.port);
+            let _ = s.write_all(request.as_bytes());
+            let _ = s.read_to_end(&mut Vec::new());
+        }
+    }
 }
 
 fn which(name: &str) -> Option<String> {

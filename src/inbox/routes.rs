@@ -142,7 +142,15 @@ impl Inbox {
 
     fn frame(&self, a: &Admitted) -> Frame {
         let can_sign_out = matches!(self.gate, Gate::SignIn { .. });
-        Frame { viewer: a.viewer.name.clone(), can_manage: a.viewer.can_manage, csrf: a.csrf.clone(), base: BASE, can_sign_out }
+        let app_service = matches!(self.gate, Gate::AppService { .. });
+        Frame {
+            viewer: a.viewer.name.clone(),
+            can_manage: a.viewer.can_manage,
+            csrf: a.csrf.clone(),
+            base: BASE,
+            can_sign_out,
+            app_service,
+        }
     }
 
     /// A page with status 200, setting the CSRF cookie when it is new.

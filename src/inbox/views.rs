@@ -53,6 +53,8 @@ pub struct Frame {
     pub base: &'static str,
     /// `handler serve` with a sign-in: the header offers a sign-out button.
     pub can_sign_out: bool,
+    /// Signed in by App Service authentication: the header links to its sign-out.
+    pub app_service: bool,
 }
 
 /// A delivery badge on a list row.

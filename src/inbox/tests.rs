@@ -165,7 +165,7 @@ async fn refusals() {
     let (status, _, body) = call(&w.app(ours), forged()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("mallory"));
-    assert!(body.contains("/.auth/logout?post_logout_redirect_uri=%2Fapi%2FInbox"), "App Service sign-out offered");
+    assert!(body.contains("/.auth/logout?post_logout_redirect_uri=/api/Inbox"), "App Service sign-out offered: {body}");
     // No sign-in under serve with a key: off to the sign-in form.
     let keyed = Gate::SignIn { key: "k".to_string().into(), sessions: Default::default(), secure_cookies: false };
     let (status, headers, _) = call(&w.app(keyed), get("/api/Inbox")).await;

@@ -89,7 +89,7 @@ output() {
 
 # Checks that need no Azure: the template parses, the package's parts exist.
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$TEMPLATE" || { echo "error: $TEMPLATE is not valid JSON" >&2; exit 1; }
-for f in host.json LeadIngest/function.json LeadNotify/function.json; do
+for f in host.json LeadIngest/function.json LeadNotify/function.json Inbox/function.json; do
   [ -f "$ROOT/$f" ] || { echo "error: $f is missing" >&2; exit 1; }
 done
 if [ -n "$PARAMS" ]; then
@@ -123,14 +123,14 @@ def add(z, name, data, mode):
 with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
     with open(binary, "rb") as f:
         add(z, "handler", f.read(), 0o755)
-    for name in ("host.json", "LeadIngest/function.json", "LeadNotify/function.json"):
+    for name in ("host.json", "LeadIngest/function.json", "LeadNotify/function.json", "Inbox/function.json"):
         with open(f"{root}/{name}", "rb") as f:
             add(z, name, f.read(), 0o644)
 print(out)
 PY
 }
 if [ "$WHAT_IF" = 1 ]; then
-  echo "would package: $PACKAGE (handler mode 755, host.json, LeadIngest/function.json, LeadNotify/function.json)"
+  echo "would package: $PACKAGE (handler mode 755, host.json, LeadIngest/function.json, LeadNotify/function.json, Inbox/function.json)"
 else
   [ -x "$BINARY" ] || { echo "error: $BINARY not built (drop --skip-build)" >&2; exit 1; }
   mkdir -p "$(dirname "$PACKAGE")"

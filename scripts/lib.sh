@@ -28,6 +28,18 @@ ensure_python_tools() {
   fi
 }
 
+ensure_browser() { # Debian's chromium and chromedriver, for the inbox's browser tests (tests/contract/inbox_browser.rs)
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    return 0
+  fi
+  command -v apt-get >/dev/null || { echo "error: chromium and chromedriver are needed (Debian: apt-get install chromium chromium-driver)" >&2; exit 1; }
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing chromium and chromium-driver (apt-get)…" >&2
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >&2
+}
+
 run_checkov() { # checks infra/ offline; fails on any failed check (skips carry reasons in the template)
   BC_SKIP_MAPPING=TRUE "$ROOT/.venv/bin/checkov" --directory "$ROOT/infra" --framework arm --quiet --compact \
     --skip-download 2>"$STATE_DIR/checkov.log" || { cat "$STATE_DIR/checkov.log" >&2; return 1; }

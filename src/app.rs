@@ -9,8 +9,10 @@ use chrono::Utc;
 use tokio::net::TcpListener;
 
 use crate::channel_id::ChannelId;
+use crate::clock::Clock;
 use crate::http::server::{self, Limits};
 use crate::http::{app, AppState, Mode};
+use crate::inbox::{self, auth::Gate, Inbox};
 use crate::notify::new_leads::NewLeads;
 use crate::notify::Notifier;
 use crate::schedule::Schedule;
@@ -21,6 +23,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     mode: Mode,
+    inbox: Arc<Inbox>,
     schedule: Schedule,
     limits: Limits,
 }
@@ -58,11 +61,20 @@ impl Application {
         }
         let kick = settings.notify.immediate.then(|| Arc::new(NewLeads::default()));
         let state = AppState { store, notifier: Arc::new(notifier), kick };
+        let gate = match mode {
+            Mode::Host => Gate::for_host(&settings.inbox),
+            Mode::Standalone { .. } => Gate::for_serve(&settings.inbox, addr.ip()),
+        };
+        if let Gate::Closed(why) = &gate {
+            tracing::info!(reason = %why, "the lead inbox (/api/Inbox) is shut");
+        }
+        let watched = crate::notify::lead_state::watched(&settings.channels);
+        let inbox = Arc::new(Inbox { app: state.clone(), gate, watched, clock: Clock::System });
         let limits = match mode {
             Mode::Host => Limits::host(),
             Mode::Standalone { .. } => Limits::standalone(),
         };
-        Ok(Application { listener, state, mode, schedule: settings.notify.schedule.clone(), limits })
+        Ok(Application { listener, state, mode, inbox, schedule: settings.notify.schedule.clone(), limits })
     }
 
     /// Replaces the limits on clients chosen for the mode (`handler serve` flags).
@@ -90,7 +102,9 @@ impl Application {
         if let Mode::Standalone { .. } = self.mode {
             tokio::spawn(notify_loop(self.state.notifier.clone(), self.schedule));
         }
-        server::serve(self.listener, app(self.state, &self.mode), self.limits, shutdown_signal()).await.context("server error")
+        // The inbox sits beside the handler's own routes; it imports them, not the other way round.
+        let router = app(self.state, &self.mode).merge(inbox::router(self.inbox));
+        server::serve(self.listener, router, self.limits, shutdown_signal()).await.context("server error")
     }
 }
 

@@ -3,6 +3,7 @@
 //!
 //! The module map, top to bottom (imports only run downwards):
 //! - [`app`]: builds and runs either mode (under the Functions host, or `handler serve`).
+//! - [`inbox`]: the lead inbox, a web page over the leads (list, lead, chart, send again, forget).
 //! - [`tools`]: `send-test-lead` and the `leads` commands, one module per command.
 //! - [`http`]: the HTTP edge: routes, the host's envelope protocol, the key layer, errors, and
 //!   the accept loop with its limits on clients.
@@ -18,6 +19,7 @@ pub mod channel_id;
 pub mod clock;
 pub mod entity;
 pub mod http;
+pub mod inbox;
 pub mod ingest;
 pub mod lead;
 pub mod net;

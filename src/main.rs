@@ -253,6 +253,7 @@ async fn run(command: Option<Command>) -> anyhow::Result<u8> {
             let host = if bind.is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
             tracing::info!(%addr, table = %settings.storage.table, schedule = %settings.notify.schedule, "standalone handler listening");
             println!("LeadIngest: POST http://{host}:{}/api/LeadIngest?code=<LEADS_INGEST_KEY>", addr.port());
+            println!("Lead inbox: http://{host}:{}/api/Inbox", addr.port());
             app.run().await?;
         }
         Some(Command::Notify) => {

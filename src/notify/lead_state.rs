@@ -1,5 +1,6 @@
 //! Where one lead stands on each channel, as stored on the lead's row: the per-channel columns (`Notify<Channel>State`, `…Attempts`, `…NextAttempt`, `…LastError`,
-//! `…DeliveredAt`), and the row-wide claim columns. Every column name is spelled here only.
+//! `…DeliveredAt`, and `…ResentBy` / `…ResentAt` from the inbox's "send again"), and the
+//! row-wide claim columns. Every column name is spelled here only.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -66,6 +67,10 @@ pub enum Column {
     NextAttempt,
     LastError,
     DeliveredAt,
+    /// Who last asked for the lead to be sent again on this channel (the inbox's "send again").
+    ResentBy,
+    /// When they asked.
+    ResentAt,
 }
 
 impl Column {
@@ -76,6 +81,8 @@ impl Column {
             Column::NextAttempt => "NextAttempt",
             Column::LastError => "LastError",
             Column::DeliveredAt => "DeliveredAt",
+            Column::ResentBy => "ResentBy",
+            Column::ResentAt => "ResentAt",
         }
     }
 }
@@ -160,6 +167,18 @@ pub fn will_be_sent(row: &Entity, watched: &[ChannelId], now: DateTime<Utc>, giv
     pending && get_datetime(row, "Timestamp").is_none_or(|written| now - written <= give_up)
 }
 
+/// The columns that put one channel of a lead back to pending with the same notification id
+/// (the inbox's "send again"): state pending, attempts zero, due `now`, and who asked when.
+pub fn send_again(ch: ChannelId, who: &str, now: DateTime<Utc>) -> Entity {
+    let mut e = Entity::new();
+    e.insert(column(ch, Column::State), DeliveryState::Pending.as_str().into());
+    e.insert(column(ch, Column::Attempts), Value::from(0));
+    crate::entity::put_datetime(&mut e, &column(ch, Column::NextAttempt), now);
+    e.insert(column(ch, Column::ResentBy), who.into());
+    crate::entity::put_datetime(&mut e, &column(ch, Column::ResentAt), now);
+    e
+}
+
 /// The columns a poll needs to decide which rows have work, for the given channels.
 pub fn scan_columns(channels: &[ChannelId]) -> Vec<String> {
     let mut select = vec!["PartitionKey".to_string(), "RowKey".to_string(), LEASE_COLUMN.to_string()];
@@ -215,6 +234,20 @@ mod tests {
         assert_eq!(column(ChannelId::Email, Column::DeliveredAt), "NotifyEmailDeliveredAt");
         assert_eq!(column(ChannelId::Dynamics, Column::State), "NotifyDynamicsState");
         assert_eq!(column(ChannelId::HubSpot, Column::Attempts), "NotifyHubSpotAttempts");
+        assert_eq!(column(ChannelId::Webhook, Column::ResentBy), "NotifyWebhookResentBy");
+    }
+
+    #[test]
+    fn send_again_makes_the_channel_due_now() {
+        let now = Utc::now();
+        let mut row = Entity::new();
+        row.insert("NotifyWebhookState".into(), "failed".into());
+        row.insert("NotifyWebhookAttempts".into(), 10.into());
+        row.extend(send_again(ChannelId::Webhook, "ana@publisher.example", now));
+        let record = ChannelRecord::read(&row, ChannelId::Webhook);
+        assert!(record.is_due(now));
+        assert_eq!(record.attempts, 0);
+        assert_eq!(get_str(&row, "NotifyWebhookResentBy"), "ana@publisher.example");
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod channels;
 mod crm;
 pub mod definition;
 mod digest;
+mod inbox;
 mod values;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ pub use crm::{DynamicsSettings, HubSpotSettings, MarketoSettings, SalesforceSett
 use definition::*;
 pub use definition::{Setting, Valid};
 pub use digest::DigestSettings;
+pub use inbox::{InboxAuth, InboxSettings};
 pub use values::SettingError;
 use values::{bad, flag, number, unresolved};
 
@@ -143,6 +145,8 @@ pub struct Settings {
     pub ingest_key: Option<SecretString>,
     pub notify: NotifySettings,
     pub channels: ChannelSettings,
+    /// Who may open the lead inbox (`INBOX_*`).
+    pub inbox: InboxSettings,
     /// LeadNotify settings whose values were invalid and were replaced by their defaults
     /// (reported at start and by `handler settings`; LeadIngest is unaffected).
     pub replaced_by_default: Vec<SettingError>,
@@ -204,6 +208,7 @@ impl Settings {
                 retention_days,
             },
             channels: channels_from(&get),
+            inbox: InboxSettings::from_get(&get),
             replaced_by_default,
         })
     }

@@ -38,9 +38,10 @@ fn local_settings_sample_has_every_app_setting() {
     let sample = json("local.settings.json.sample");
     let values = sample["Values"].as_object().unwrap();
     assert_eq!(values["FUNCTIONS_WORKER_RUNTIME"], "custom");
-    // Not app settings of a local run: serve's key, the port the host picks, and SSL_CERT_FILE
-    // (set empty there, it would also reach the host's own TLS).
-    for s in SETTINGS.iter().filter(|s| !matches!(s.name, "LEADS_INGEST_KEY" | "FUNCTIONS_CUSTOMHANDLER_PORT" | "SSL_CERT_FILE")) {
+    // Not app settings of a local run: serve's keys, the port the host picks, what App Service
+    // injects itself, and SSL_CERT_FILE (set empty there, it would also reach the host's own TLS).
+    let not_app_settings = ["LEADS_INGEST_KEY", "INBOX_KEY", "FUNCTIONS_CUSTOMHANDLER_PORT", "WEBSITE_AUTH_ENABLED", "SSL_CERT_FILE"];
+    for s in SETTINGS.iter().filter(|s| !not_app_settings.contains(&s.name)) {
         assert!(values.contains_key(s.name), "local.settings.json.sample lacks {}", s.name);
     }
 }
@@ -62,6 +63,16 @@ fn function_definitions_match_the_handler() {
     assert_eq!(bindings[0]["name"], "req");
     assert_eq!(bindings[1]["type"], "http");
     assert_eq!(bindings[1]["name"], "res");
+
+    // The inbox: proxied too (one httpTrigger in, one http out), signed in by App Service
+    // authentication rather than a function key (a key would have to travel in every link).
+    let inbox = json("Inbox/function.json");
+    let bindings = inbox["bindings"].as_array().unwrap();
+    assert_eq!(bindings.len(), 2);
+    assert_eq!(bindings[0]["type"], "httpTrigger");
+    assert_eq!(bindings[0]["authLevel"], "anonymous");
+    assert_eq!(bindings[0]["route"], "Inbox/{*path}");
+    assert_eq!(bindings[1]["type"], "http");
 
     let notify = json("LeadNotify/function.json");
     assert_eq!(notify["bindings"][0]["type"], "timerTrigger");

@@ -11,6 +11,7 @@ mod crm;
 mod digest;
 mod docs;
 mod immediate;
+mod inbox_browser;
 mod infra;
 mod ingest;
 mod journey;

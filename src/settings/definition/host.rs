@@ -115,3 +115,31 @@ pub const RUST_LOG: Setting = Setting {
     help: "Log filter (`info`, `debug`, `marketplace_leads=debug`, ...); `info` when serving, `warn` for the lead tools. Contact details are logged only at debug.",
     valid: Valid::Text,
 };
+pub const INBOX_KEY: Setting = Setting {
+    name: "INBOX_KEY",
+    default: "",
+    secret: true,
+    help: "Sign-in key of the lead inbox (/api/Inbox) under `handler serve`: with it the inbox asks for the key and keeps a session cookie; without it the inbox opens only when serve listens on loopback. Not used under the Functions host.",
+    valid: Valid::Text,
+};
+pub const INBOX_AUTH: Setting = Setting {
+    name: "INBOX_AUTH",
+    default: "",
+    secret: false,
+    help: "`appservice`: App Service built-in authentication (Microsoft Entra ID) is in front of the app, so the inbox trusts its X-MS-CLIENT-PRINCIPAL header. Set by the template together with the authentication settings; unset, the inbox is shut under the Functions host.",
+    valid: Valid::OneOf(&["appservice"]),
+};
+pub const INBOX_TENANT_ID: Setting = Setting {
+    name: "INBOX_TENANT_ID",
+    default: "",
+    secret: false,
+    help: "Microsoft Entra tenant (directory) id whose signed-in users may open the inbox (required with INBOX_AUTH=appservice); roles Leads.Read and Leads.Manage decide what they may do.",
+    valid: Valid::Text,
+};
+pub const WEBSITE_AUTH_ENABLED: Setting = Setting {
+    name: "WEBSITE_AUTH_ENABLED",
+    default: "",
+    secret: false,
+    help: "Injected by App Service when its built-in authentication is on (never set it yourself): the inbox under the host opens only when it is `True` and INBOX_AUTH=appservice.",
+    valid: Valid::Text,
+};

@@ -242,7 +242,8 @@ async fn forget_confirms_then_removes_through_the_forget_tool() {
     let app = w.app(Gate::Local);
     let (status, _, confirm) = call(&app, get(&format!("/api/Inbox/forget?{}", super::views::lead_query(&key.0, &key.1)))).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(confirm.contains("1 lead row(s)"), "{confirm}");
+    assert!(confirm.contains("1 row(s)") && confirm.contains("<strong>delete</strong>"), "{confirm}");
+    assert!(!confirm.contains("<strong>redact</strong>"), "no other row names her: {confirm}");
     assert!(!confirm.contains("jana@contoso.example"), "the address is not shown");
     assert!(w.leads.get(&key.0, &key.1).await.unwrap().is_some(), "the confirmation changes nothing");
     let token = "d".repeat(43);

@@ -342,3 +342,25 @@ async fn journey_indexes_each_lead_before_any_is_sent() {
     assert_eq!(index.len(), 2);
     assert_eq!(sender.sent().len(), 2);
 }
+
+#[tokio::test]
+async fn the_digest_finds_every_lead_of_its_period_whatever_its_keys() {
+    let world = World::new("2026-12-06T10:00:00Z");
+    let start = world.clock.now();
+    world.clock.advance(Duration::minutes(10));
+    let dated = world.lead("a@contoso.example", "Contoso").await;
+    world.odd_row("northwind", "1", "2026-12-06T10:11:00Z").await;
+    world.odd_row("20261206", "1", "2026-12-06T10:12:00Z").await;
+    // Outside the period: before its start, and after its end.
+    world.odd_row("early", "1", "2026-12-06T09:59:00Z").await;
+    world.clock.advance(Duration::minutes(10));
+    let end = world.clock.now();
+    world.clock.advance(Duration::minutes(1));
+    world.odd_row("late", "1", "2026-12-06T10:21:00Z").await;
+    let found = super::discovery::Discovery::new(&world.shared()).arrived_between(start, end).await.unwrap();
+    let mut keys: Vec<(String, String)> = found.iter().map(super::discovery::key_of).collect();
+    keys.sort();
+    let mut want = vec![dated, ("northwind".into(), "1".into()), ("20261206".into(), "1".into())];
+    want.sort();
+    assert_eq!(keys, want, "each once, odd keys included, nothing outside the period");
+}

@@ -4,6 +4,8 @@
 //! process exits) of the release `handler`. With `LEADBENCH_BASELINE_HANDLER` set to another
 //! build's binary, the same commands run with it against the same table, in the same run.
 //!
+//! `LEADBENCH_PD_ONLY=<word>` runs only the jobs whose name holds it.
+//!
 //! Every row is written just before, so retention reads them all and deletes none (a row is
 //! kept the full period after its write, and Azurite cannot backdate `Timestamp`): the figure is
 //! the cost of the read, which is what grows with the table. `forget` asks for an address no row
@@ -101,7 +103,9 @@ pub async fn run() {
         builds.push(("baseline", baseline));
     }
     let state = client(&format!("{table}Notify"));
-    for (job, args, env) in &jobs {
+    // `LEADBENCH_PD_ONLY=<word>`: only the jobs whose name holds it (e.g. `retention`).
+    let only = std::env::var("LEADBENCH_PD_ONLY").unwrap_or_default();
+    for (job, args, env) in jobs.iter().filter(|(job, _, _)| job.contains(&only)) {
         for (build, binary) in &builds {
             // Retention runs once a day per table: forget the last run, so each build's is a real one.
             let _ = state.remove("cursor", "retention").await;

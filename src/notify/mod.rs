@@ -8,6 +8,7 @@
 //! - [`deliver`]: the unit of work, deliver one lead: claim, index, render, send, record.
 //! - [`registry`]: the only list of channels, built from settings; one module per channel: [`email`], [`webhook`], [`teams`], [`slack`], the CRMs under [`crm`].
 //! - [`sender`]: the one channel interface every channel implements; [`message`] renders a lead; [`journey`] keeps the customer index each message tells.
+//! - [`sweep`]: the safety-net sweep's cursor, as pure decisions.
 //! - [`discovery`]: the one way leads are found (date partitions, rows written since a time,
 //!   every row page by page) and when a lead arrived.
 //! - [`claim`]: the claim / lease and the one decision "outcome + attempts → next state", for
@@ -36,6 +37,7 @@ pub mod retry_schedule;
 pub mod run;
 pub mod sender;
 pub mod slack;
+pub mod sweep;
 pub mod teams;
 pub mod transport;
 pub mod webhook;

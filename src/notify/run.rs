@@ -11,9 +11,9 @@
 //! - **Safety net**, a pass every `NOTIFY_SWEEP_MINUTES`: every row written (service-set
 //!   `Timestamp`) since the pass's start, whatever its keys, read in slices of [`SWEEP_SLICE_ROWS`]
 //!   rows, one slice per run, resuming from a stored continuation: a pass over a large table
-//!   spreads over several runs and never holds up a new lead. The next pass starts no later than
-//!   the oldest row a pass found unfinished, overlapping by [`WRITE_OVERLAP`]. A first deployment
-//!   starts [`FIRST_SWEEP_LOOKBACK`] back: older history is not notified (no storm).
+//!   spreads over several runs and never holds up a new lead ([`sweep`] decides where each slice
+//!   starts). A first deployment starts [`FIRST_SWEEP_LOOKBACK`] back: older history is not
+//!   notified (no storm).
 //!
 //! A lead pending longer than [`MAX_PENDING_DAYS`] is ended visibly: `failed` with the reason,
 //! logged at ERROR. A storage error on one lead is reported and leaves that lead unfinished; the
@@ -31,13 +31,14 @@ use futures_util::stream::{self, StreamExt};
 use super::claim::lease_for;
 use super::deliver::{Deliverer, LeadOutcome, MAX_PENDING_DAYS};
 use super::digest::Digest;
-use super::discovery::{key_of, Discovery, WRITE_OVERLAP};
+use super::discovery::{key_of, Discovery};
 use super::journey::Journey;
 use super::lead_state::{scan_columns, ChannelRecord, DeliveryState, CUSTOMER_COLUMN, JOURNEY_COLUMNS, LEASE_COLUMN};
-use super::notify_table::{NotifyTable, SweepCursor};
+use super::notify_table::NotifyTable;
 use super::registry::Registry;
 use super::report::PollReport;
 use super::retention::Retention;
+use super::sweep;
 use crate::channel_id::ChannelId;
 use crate::clock::Clock;
 use crate::entity::{get_datetime, get_str, Entity};
@@ -263,15 +264,7 @@ impl Notifier {
         };
         let lookback = chrono::Duration::from_std(FIRST_SWEEP_LOOKBACK).unwrap_or_default();
         let every = chrono::Duration::from_std(self.sweep_every).unwrap_or_default();
-        let mut cursor = stored.clone().unwrap_or(SweepCursor { from: Some(now - lookback), ..SweepCursor::default() });
-        let under_way = cursor.resume.is_some();
-        if !under_way {
-            if stored.is_some() && cursor.last_pass.is_some_and(|t| now - t < every) {
-                return;
-            }
-            cursor.pass_started = Some(now);
-            cursor.oldest_open = None;
-        }
+        let Some(cursor) = sweep::slice_now(stored, now, every, lookback) else { return };
         let from = cursor.from.unwrap_or(now - lookback);
         report.swept = true;
         let select = self.scan_select();
@@ -288,19 +281,7 @@ impl Notifier {
         report.unfinished += rows.len() as u32;
         let finished = self.handle_expiring(&rows, report).await;
         let oldest_open = rows.iter().filter(|r| !finished.contains(&r.key())).filter_map(|r| r.written).min();
-        cursor.oldest_open = match (cursor.oldest_open, oldest_open) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        cursor.resume = next;
-        if cursor.resume.is_none() {
-            // The pass is complete: the next starts at its own start less the overlap, and no
-            // later than the oldest row it left unfinished.
-            let overlap = chrono::Duration::from_std(WRITE_OVERLAP).unwrap_or_default();
-            let started = cursor.pass_started.unwrap_or(now);
-            let next_from = cursor.oldest_open.map_or(started - overlap, |w| w.min(started - overlap)).max(from);
-            cursor = SweepCursor { from: Some(next_from), pass_started: None, last_pass: Some(now), resume: None, oldest_open: None };
-        }
+        let cursor = sweep::after_slice(cursor, oldest_open, next, now);
         if let Err(e) = self.notify_table.set_sweep_cursor(&cursor).await {
             store_error(report, "writing the sweep cursor", &e);
         }

@@ -372,8 +372,29 @@ pub fn object(pairs: Vec<(&str, Option<Value>)>) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// A CRM's record of a lead full of hostile text (NUL, ESC sequences, bidi overrides, line
+    /// breaks where a field is one line) holds none of it: the one check every CRM's `record` passes.
+    pub(super) fn assert_hostile_text_is_cleaned(record: fn(&Lead, &LeadMessage) -> Value) {
+        let body = serde_json::json!({"LeadSource": "SPZA-PLT|a.b", "UserDetails": {"Email": "jana@contoso.example",
+            "FirstName": "Ja\u{0}na\u{1b}[31m", "LastName": "No\u{202E}vák\r\nBcc: x@evil.example", "Company": "\u{2066}Contoso\u{2069}\n",
+            "Title": "CEO\u{85}\u{2028}"}, "Description": "line one\r\nline\u{7} two\u{202D}"})
+        .to_string();
+        let lead = Lead::from_payload(body.as_bytes()).unwrap().0;
+        let r = record(&lead, &LeadMessage::new(&lead, "lead_x", "pk", "rk"));
+        let forbidden = |c: char| (c.is_control() && c != '\n') || crate::text::is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}');
+        for (k, v) in r.as_object().unwrap() {
+            let v = v.as_str().unwrap_or_default();
+            assert!(!v.contains(forbidden), "{k}: {v:?}");
+        }
+        for k in ["firstname", "lastname", "companyname", "jobtitle", "subject", "FirstName", "LastName", "Company", "Title"] {
+            assert!(!r.get(k).and_then(Value::as_str).unwrap_or_default().contains('\n'), "{k} is one line");
+        }
+        let description = r.as_object().unwrap().iter().find(|(k, _)| k.eq_ignore_ascii_case("description")).unwrap().1.as_str().unwrap();
+        assert!(description.contains("line one  line  two") || description.contains("Description: line one"), "{description}");
+    }
 
     #[test]
     fn fit_counts_utf16_units_and_never_splits_a_character() {

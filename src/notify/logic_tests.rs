@@ -117,6 +117,27 @@ impl World {
     }
 }
 
+/// A digest period's row as the digest writes it, in the given state.
+async fn put_digest_row(state: &NotifyTable, start: DateTime<Utc>, end: DateTime<Utc>, word: &str) {
+    let period = DigestRow {
+        stored: false,
+        end,
+        start,
+        state: DeliveryState::Pending,
+        attempts: 0,
+        next_attempt: None,
+        lease_until: None,
+        missed_ticks: 0,
+        capped: false,
+        leads: None,
+        delivered_at: None,
+        last_error: String::new(),
+    };
+    let mut row = period.new_entity(Entity::new(), "<id>");
+    row.insert("State".into(), word.into());
+    state.table().insert(&row).await.unwrap();
+}
+
 fn webhook(sender: &Scripted) -> Registry {
     Registry::new(std::time::Duration::from_secs(5)).with(ChannelId::Webhook, sender.clone())
 }
@@ -274,25 +295,17 @@ async fn retention_waits_for_a_configured_digest_that_has_listed_nothing() {
     assert!(report.retention_waiting, "says so");
     assert!(world.row(&key).await.is_some(), "kept until a digest lists it");
 
-    // Once a digest covering it has been sent, it goes.
+    // A digest sent for an earlier period lists nothing that arrived after it: still kept.
     let state = NotifyTable::beside(&world.shared());
-    let sent = DigestRow {
-        stored: false,
-        end: world.clock.now() - Duration::hours(1),
-        start: world.clock.now() - Duration::days(7),
-        state: DeliveryState::Pending,
-        attempts: 0,
-        next_attempt: None,
-        lease_until: None,
-        missed_ticks: 0,
-        capped: false,
-        leads: None,
-        delivered_at: None,
-        last_error: String::new(),
-    };
-    let mut row = sent.new_entity(Entity::new(), "<id>");
-    row.insert("State".into(), "delivered".into());
-    state.table().insert(&row).await.unwrap();
+    let now = world.clock.now();
+    put_digest_row(&state, now - Duration::days(12), now - Duration::days(5), "delivered").await;
+    let report = notifier.run_once().await;
+    assert!(!report.retention_waiting);
+    assert_eq!(report.retention_kept_for_digest, 1, "arrived after the last digest sent: not listed yet");
+    assert!(world.row(&key).await.is_some());
+
+    // Once a digest covering it has been sent, it goes.
+    put_digest_row(&state, now - Duration::days(5), now - Duration::hours(1), "delivered").await;
     world.clock.advance(Duration::days(1));
     let report = notifier.run_once().await;
     assert!(!report.retention_waiting);
@@ -304,24 +317,8 @@ async fn digest_listing_stops_at_the_oldest_pending_period() {
     let world = World::new("2026-12-06T10:00:00Z");
     let state = NotifyTable::beside(&world.shared());
     let now = world.clock.now();
-    for (start, end, s) in [(-72, -48, "delivered"), (-48, -24, "pending"), (-24, -1, "delivered")] {
-        let mut e = DigestRow {
-            stored: false,
-            end: now + Duration::hours(end),
-            start: now + Duration::hours(start),
-            state: DeliveryState::Pending,
-            attempts: 0,
-            next_attempt: None,
-            lease_until: None,
-            missed_ticks: 0,
-            capped: false,
-            leads: None,
-            delivered_at: None,
-            last_error: String::new(),
-        }
-        .new_entity(Entity::new(), "<id>");
-        e.insert("State".into(), s.into());
-        state.table().insert(&e).await.unwrap();
+    for (start, end, word) in [(-72, -48, "delivered"), (-48, -24, "pending"), (-24, -1, "delivered")] {
+        put_digest_row(&state, now + Duration::hours(start), now + Duration::hours(end), word).await;
     }
     let listed = state.digest_listed_until(now - Duration::days(30), now).await.unwrap();
     assert_eq!(listed, Some(now - Duration::hours(48)), "the pending period's leads are not listed yet");

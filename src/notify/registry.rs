@@ -86,6 +86,11 @@ impl Registry {
         self.senders.iter().map(|(c, _)| *c).collect()
     }
 
+    /// Whether `id` sends (without building the list: asked for every row a scan reads).
+    pub fn is_active(&self, id: ChannelId) -> bool {
+        self.senders.iter().any(|(c, _)| *c == id)
+    }
+
     /// The channels whose state is kept: those that send, then the misconfigured ones.
     pub fn watched(&self) -> Vec<ChannelId> {
         let mut watched = self.active();

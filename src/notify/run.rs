@@ -381,9 +381,8 @@ impl Notifier {
         if records.iter().all(|(_, r)| r.state != DeliveryState::Pending) {
             return None;
         }
-        let active = self.deliverer.channels.active();
         let leased = get_datetime(row, LEASE_COLUMN).is_some_and(|t| t > now);
-        let due = !leased && records.iter().any(|(c, r)| active.contains(c) && r.is_due(now));
+        let due = !leased && records.iter().any(|(c, r)| self.deliverer.channels.is_active(*c) && r.is_due(now));
         let (partition_key, row_key) = key_of(row);
         Some(ScanRow {
             partition_key,

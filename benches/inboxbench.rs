@@ -3,8 +3,10 @@
 //!
 //! Fills a table with 100 000 leads over the past year (about 270 a day), starts the real
 //! `handler serve` on loopback, and times the list page (default filter: the last 30 days) and
-//! the chart (90 days) over HTTP, one request at a time: p50 and p99. Table transactions per page
-//! are counted by running the same page reads in process over a counting Table client.
+//! the chart (90 days) over HTTP, one request at a time: the first request, then p50 and p99 of
+//! the next ones (closed days held by then), and the server's peak memory. Table transactions
+//! per page, and the reads alone with and without held days (the baseline), are measured by
+//! running the same page reads in process over a counting Table client.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -15,8 +17,9 @@ use std::time::{Duration, Instant};
 use chrono::{Days, Utc};
 use common::{connection_string, free_port, table_client};
 use futures_util::stream::{self, StreamExt};
+use marketplace_leads::clock::Clock;
 use marketplace_leads::entity::{put_datetime, Entity};
-use marketplace_leads::inbox::data::{chart_data, list_page, ListFilter};
+use marketplace_leads::inbox::data::{chart_data, day_reader, list_page, ListFilter};
 use marketplace_leads::lead::partition_key_for;
 use marketplace_leads::store::SharedTable;
 
@@ -94,6 +97,29 @@ async fn timed(http: &reqwest::Client, url: &str) -> (Duration, Duration) {
     (percentile(&times, 0.5), percentile(&times, 0.99))
 }
 
+async fn once(http: &reqwest::Client, url: &str) -> Duration {
+    let t = Instant::now();
+    let resp = http.get(url).send().await.expect("request");
+    assert_eq!(resp.status(), 200);
+    let _ = resp.bytes().await.expect("body");
+    t.elapsed()
+}
+
+async fn elapsed<T>(work: impl std::future::Future<Output = T>) -> Duration {
+    let t = Instant::now();
+    work.await;
+    t.elapsed()
+}
+
+/// The process's peak resident set (`VmHWM`), as Linux reports it.
+fn peak_rss_mib(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string()))
+        .and_then(|kb| kb.trim_end_matches(" kB").trim().parse::<f64>().ok())
+        .map_or_else(|| "not readable".to_string(), |kb| format!("{:.0} MiB", kb / 1024.0))
+}
+
 async fn run() {
     let table_name = format!("Inbox{}", uuid::Uuid::new_v4().simple());
     let table = table_client(&table_name);
@@ -122,49 +148,64 @@ async fn run() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let http = reqwest::Client::new();
-    let list = timed(&http, &format!("http://127.0.0.1:{port}/api/Inbox")).await;
-    let chart = timed(&http, &format!("http://127.0.0.1:{port}/api/Inbox/chart")).await;
+    let list_url = format!("http://127.0.0.1:{port}/api/Inbox");
+    let chart_url = format!("http://127.0.0.1:{port}/api/Inbox/chart");
+    // The very first pages, with nothing held yet.
+    let first_list = once(&http, &list_url).await;
+    let first_chart = once(&http, &chart_url).await;
+    let list = timed(&http, &list_url).await;
+    let chart = timed(&http, &chart_url).await;
+    let peak_rss = peak_rss_mib(_handler.0.id());
 
-    // Transactions per page: the same reads, in process, over a counting client; and how long
-    // those reads alone take (Azurite answering), to tell storage from the handler's own work.
+    // Transactions per page and the reads alone, in process over a counting client: "cold" with a
+    // new reader for every page (every day read: what each page cost before closed days were
+    // held, the baseline of this run), "warm" with one reader kept between pages, as serve does.
     let today = Utc::now().date_naive();
     let counted = table_client(&table_name);
+    let filter = ListFilter::default_for(today);
+    let fresh = || day_reader(&counted, Clock::System);
+    let kept = fresh();
+    let count = |reads: u64| counted.transactions() - reads;
     let before = counted.transactions();
-    let page = list_page(&counted, &ListFilter::default_for(today)).await.expect("list");
-    let list_tx = counted.transactions() - before;
+    let page = list_page(&fresh(), &filter).await.expect("list");
+    let list_cold_tx = count(before);
     let before = counted.transactions();
-    chart_data(&counted, today, None).await.expect("chart");
-    let chart_tx = counted.transactions() - before;
-    let mut list_reads = Vec::new();
-    let mut chart_reads = Vec::new();
+    chart_data(&fresh(), today, None).await.expect("chart");
+    let chart_cold_tx = count(before);
+    list_page(&kept, &filter).await.expect("list");
+    chart_data(&kept, today, None).await.expect("chart");
+    let before = counted.transactions();
+    list_page(&kept, &filter).await.expect("list");
+    let list_warm_tx = count(before);
+    let before = counted.transactions();
+    chart_data(&kept, today, None).await.expect("chart");
+    let chart_warm_tx = count(before);
+    let (mut list_cold, mut chart_cold, mut list_warm, mut chart_warm) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..10 {
-        let t = Instant::now();
-        list_page(&counted, &ListFilter::default_for(today)).await.expect("list");
-        list_reads.push(t.elapsed());
-        let t = Instant::now();
-        chart_data(&counted, today, None).await.expect("chart");
-        chart_reads.push(t.elapsed());
+        list_cold.push(elapsed(list_page(&fresh(), &filter)).await);
+        chart_cold.push(elapsed(chart_data(&fresh(), today, None)).await);
+        list_warm.push(elapsed(list_page(&kept, &filter)).await);
+        chart_warm.push(elapsed(chart_data(&kept, today, None)).await);
     }
-    list_reads.sort();
-    chart_reads.sort();
+    for v in [&mut list_cold, &mut chart_cold, &mut list_warm, &mut chart_warm] {
+        v.sort();
+    }
+    let p50 = |v: &[Duration]| ms(percentile(v, 0.5));
 
     println!("## Lead inbox ({LEADS} leads over {DAYS} days, `handler serve` on loopback, {REQUESTS} sequential requests each)\n");
+    println!("| page | first request after start | p50 | p99 | rows in range |\n|---|---|---|---|---|");
+    println!("| list (default: last 30 days, first page of 50) | {} | {} | {} | {} |", ms(first_list), ms(list.0), ms(list.1), page.total);
     println!(
-        "| page | p50 | p99 | the page's table reads alone, in process (p50) | table transactions | rows read |\n|---|---|---|---|---|---|"
-    );
-    println!(
-        "| list (default: last 30 days, first page of 50) | {} | {} | {} | {list_tx} | {} |",
-        ms(list.0),
-        ms(list.1),
-        ms(percentile(&list_reads, 0.5)),
-        page.total
-    );
-    println!(
-        "| chart (90 days, all offers) | {} | {} | {} | {chart_tx} | about {} |",
+        "| chart (90 days, all offers) | {} | {} | {} | about {} |",
+        ms(first_chart),
         ms(chart.0),
         ms(chart.1),
-        ms(percentile(&chart_reads, 0.5)),
         LEADS * 90 / DAYS as usize
     );
+    println!("\nPeak resident memory of `handler serve` after these requests: {peak_rss}.\n");
+    println!("The same page reads in process (p50 of 10), and table transactions per page:\n");
+    println!("| page | every day read (baseline: before closed days were held) | closed days held | transactions, every day read | transactions, closed days held |\n|---|---|---|---|---|");
+    println!("| list | {} | {} | {list_cold_tx} | {list_warm_tx} |", p50(&list_cold), p50(&list_warm));
+    println!("| chart | {} | {} | {chart_cold_tx} | {chart_warm_tx} |", p50(&chart_cold), p50(&chart_warm));
     println!("\nFilling the table took {:.0} s.", filled.as_secs_f64());
 }

@@ -69,7 +69,7 @@ impl Application {
             tracing::info!(reason = %why, "the lead inbox (/api/Inbox) is shut");
         }
         let watched = crate::notify::lead_state::watched(&settings.channels);
-        let inbox = Arc::new(Inbox { app: state.clone(), gate, watched, clock: Clock::System });
+        let inbox = Arc::new(Inbox::new(state.clone(), gate, watched, Clock::System));
         let limits = match mode {
             Mode::Host => Limits::host(),
             Mode::Standalone { .. } => Limits::standalone(),

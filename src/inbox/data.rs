@@ -1,25 +1,27 @@
 //! What the inbox reads and changes, and nothing about HTML: the filtered list, one lead with
 //! its journey and channels, the chart's counts, "send again", and forget. Every read is bounded:
 //! the list and the chart read one date partition per day of their range (at most
-//! [`MAX_RANGE_DAYS`]), a few at a time, so a page costs one table transaction per day shown,
-//! whatever the table holds.
+//! [`MAX_RANGE_DAYS`]) through the [`DayReader`], which holds closed days for a while, so a
+//! page costs at most one table transaction per day shown, whatever the table holds.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::channel_id::ChannelId;
+use crate::clock::Clock;
 use crate::entity::{get_datetime, get_str, Entity};
-use crate::lead::{partition_key_for, Lead};
+use crate::lead::{date_of_partition_key, Lead};
 use crate::notify::deliver::LeadOutcome;
 use crate::notify::journey::Journey;
 use crate::notify::lead_state::{self, column, notification_id, ChannelRecord, Column, LEASE_COLUMN};
 use crate::notify::Notifier;
-use crate::store::{Query, SharedTable, StoreError};
+use crate::store::{SharedTable, StoreError};
 use crate::tools::forget::{self, ForgetPlan, Report};
 use crate::tools::list::nth_lead_of_customer;
-use crate::tools::{filter_leads, LeadFilter, StoredLead};
+use crate::tools::{newest_first, LeadFilter, StoredLead};
+
+use super::days::{DayReader, DayRows};
 
 /// Rows per list page: a page is read whole from its range, so this bounds the HTML, not reads.
 pub const PAGE_SIZE: usize = 50;
@@ -29,8 +31,6 @@ pub const MAX_RANGE_DAYS: u64 = 366;
 pub const DEFAULT_RANGE_DAYS: u64 = 30;
 /// The chart's period.
 pub const CHART_DAYS: u64 = 90;
-/// Date partitions read at the same time.
-const PARTITION_READS_AT_ONCE: usize = 8;
 /// A text search longer than this is cut: nobody types more, and it bounds the work per row.
 const MAX_SEARCH_CHARS: usize = 100;
 
@@ -104,36 +104,28 @@ fn list_columns() -> Vec<String> {
     lead.into_iter().map(str::to_string).chain(states).collect()
 }
 
-/// Every lead row whose date partition lies in `from..=to`, one partition read per day.
-pub async fn leads_between(store: &SharedTable, from: NaiveDate, to: NaiveDate) -> Result<Vec<StoredLead>, StoreError> {
-    let days: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).take(MAX_RANGE_DAYS as usize).collect();
-    let columns = list_columns();
-    let columns = &columns;
-    let partitions: Vec<Vec<Entity>> = stream::iter(days)
-        .map(|day| async move { store.query(&Query::partition(&partition_key_for(day)).select(columns), usize::MAX).await })
-        .buffer_unordered(PARTITION_READS_AT_ONCE)
-        .try_collect()
-        .await?;
-    Ok(partitions.into_iter().flatten().map(stored).collect())
+/// A reader of the date partitions over `leads`, holding closed days (see [`super::days`]).
+pub fn day_reader(leads: &SharedTable, clock: Clock) -> DayReader {
+    DayReader::new(leads, list_columns(), clock)
 }
 
-fn stored(e: Entity) -> StoredLead {
-    StoredLead {
-        partition_key: get_str(&e, "PartitionKey").to_string(),
-        row_key: get_str(&e, "RowKey").to_string(),
-        lead: Lead::from_entity(&e),
-        entity: e,
-    }
+/// Every lead row whose date partition lies in `from..=to`, one partition per day.
+async fn leads_between(days: &DayReader, from: NaiveDate, to: NaiveDate) -> Result<Vec<DayRows>, StoreError> {
+    days.between(from, to, MAX_RANGE_DAYS as usize).await
+}
+
+fn each(days: &[DayRows]) -> impl Iterator<Item = &StoredLead> {
+    days.iter().flat_map(|day| day.iter())
 }
 
 /// The leads the filter keeps, newest first (the `leads list` filter, plus source and text).
-pub fn apply(all: Vec<StoredLead>, filter: &ListFilter) -> Vec<StoredLead> {
+pub fn apply<'a>(all: impl Iterator<Item = &'a StoredLead>, filter: &ListFilter) -> Vec<&'a StoredLead> {
     let by_tools =
         LeadFilter { offer: filter.offer.clone(), action: filter.action.clone(), since: None, include_tests: filter.include_tests };
     let wanted_source = filter.source.as_deref().map(str::to_lowercase);
     let wanted_text = filter.text.as_deref().map(str::to_lowercase);
-    filter_leads(all, &by_tools)
-        .into_iter()
+    let mut kept: Vec<&StoredLead> = all
+        .filter(|l| by_tools.keeps(l))
         .filter(|l| wanted_source.as_deref().is_none_or(|s| l.lead.lead_source.source.as_deref().is_some_and(|v| v.to_lowercase() == s)))
         .filter(|l| {
             wanted_text.as_deref().is_none_or(|t| {
@@ -141,7 +133,9 @@ pub fn apply(all: Vec<StoredLead>, filter: &ListFilter) -> Vec<StoredLead> {
                 [c.company.clone(), c.full_name()].into_iter().flatten().any(|v| v.to_lowercase().contains(t))
             })
         })
-        .collect()
+        .collect();
+    kept.sort_by(|a, b| newest_first(a, b));
+    kept
 }
 
 /// One page of the list and what the page needs around it.
@@ -158,28 +152,30 @@ pub struct ListPage {
     pub sources: Vec<String>,
 }
 
-pub async fn list_page(store: &SharedTable, filter: &ListFilter) -> Result<ListPage, StoreError> {
-    let all = leads_between(store, filter.from, filter.to).await?;
-    let nth = nth_lead_of_customer(&all);
-    let distinct = |pick: &dyn Fn(&Lead) -> Option<String>| {
-        let mut values: Vec<String> = all.iter().filter_map(|l| pick(&l.lead)).collect();
-        values.sort();
-        values.dedup();
-        values
+pub async fn list_page(days: &DayReader, filter: &ListFilter) -> Result<ListPage, StoreError> {
+    let all = leads_between(days, filter.from, filter.to).await?;
+    let distinct = |pick: &dyn Fn(&Lead) -> Option<&str>| {
+        let values: BTreeSet<&str> = each(&all).filter_map(|l| pick(&l.lead)).collect();
+        values.into_iter().map(str::to_string).collect::<Vec<_>>()
     };
-    let offers = distinct(&|l| l.offer().map(str::to_string));
-    let actions = distinct(&|l| l.action_code.clone());
-    let sources = distinct(&|l| l.lead_source.source.clone());
-    let matching = apply(all, filter);
+    let offers = distinct(&|l| l.offer());
+    let actions = distinct(&|l| l.action_code.as_deref());
+    let sources = distinct(&|l| l.lead_source.source.as_deref());
+    let matching = apply(each(&all), filter);
     let total = matching.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
-    let rows = matching.into_iter().skip((filter.page.min(pages) - 1) * PAGE_SIZE).take(PAGE_SIZE).collect();
+    let rows: Vec<StoredLead> = matching.into_iter().skip((filter.page.min(pages) - 1) * PAGE_SIZE).take(PAGE_SIZE).cloned().collect();
+    // Only the shown rows' places are kept; they are counted over the whole range.
+    let shown: HashSet<(&str, &str)> = rows.iter().map(|l| (l.partition_key.as_str(), l.row_key.as_str())).collect();
+    let mut nth = nth_lead_of_customer(each(&all));
+    nth.retain(|(pk, rk), _| shown.contains(&(pk.as_str(), rk.as_str())));
     Ok(ListPage { rows, total, pages, nth, offers, actions, sources })
 }
 
 /// Every lead the filter keeps, for the CSV export (every page, not just one).
-pub async fn export_rows(store: &SharedTable, filter: &ListFilter) -> Result<Vec<StoredLead>, StoreError> {
-    Ok(apply(leads_between(store, filter.from, filter.to).await?, filter))
+pub async fn export_rows(days: &DayReader, filter: &ListFilter) -> Result<Vec<StoredLead>, StoreError> {
+    let all = leads_between(days, filter.from, filter.to).await?;
+    Ok(apply(each(&all), filter).into_iter().cloned().collect())
 }
 
 /// One channel's state on a lead, as the lead page shows it.
@@ -258,18 +254,18 @@ pub struct ChartData {
 }
 
 /// Leads per day over the [`CHART_DAYS`] ending `today`, test leads left out.
-pub async fn chart_data(store: &SharedTable, today: NaiveDate, offer: Option<&str>) -> Result<ChartData, StoreError> {
+pub async fn chart_data(days: &DayReader, today: NaiveDate, offer: Option<&str>) -> Result<ChartData, StoreError> {
     let from = today.checked_sub_days(Days::new(CHART_DAYS - 1)).unwrap_or(today);
-    let leads: Vec<StoredLead> = leads_between(store, from, today).await?.into_iter().filter(|l| !l.lead.is_test()).collect();
-    let mut offers: Vec<String> = leads.iter().filter_map(|l| l.lead.offer().map(str::to_string)).collect();
-    offers.sort();
-    offers.dedup();
-    let days: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= today).collect();
-    let mut counts: BTreeMap<NaiveDate, HashMap<String, usize>> = days.iter().map(|d| (*d, HashMap::new())).collect();
+    let read = leads_between(days, from, today).await?;
+    let leads: Vec<&StoredLead> = each(&read).filter(|l| !l.lead.is_test()).collect();
+    let offers: BTreeSet<&str> = leads.iter().filter_map(|l| l.lead.offer()).collect();
+    let offers: Vec<String> = offers.into_iter().map(str::to_string).collect();
+    let chart_days: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= today).collect();
+    let mut counts: BTreeMap<NaiveDate, HashMap<String, usize>> = chart_days.iter().map(|d| (*d, HashMap::new())).collect();
     let mut totals: HashMap<String, usize> = HashMap::new();
     for l in leads.iter().filter(|l| offer.is_none_or(|o| l.lead.offer() == Some(o))) {
         // The day it arrived: its creation time, else the date of its partition.
-        let day = l.lead.created.map(|t| t.date_naive()).or_else(|| crate::lead::date_of_partition_key(&l.partition_key));
+        let day = l.lead.created.map(|t| t.date_naive()).or_else(|| date_of_partition_key(&l.partition_key));
         let Some(per_action) = day.and_then(|d| counts.get_mut(&d)) else { continue };
         let action = l.lead.action_code.clone().unwrap_or_default();
         *per_action.entry(action.clone()).or_default() += 1;
@@ -277,7 +273,7 @@ pub async fn chart_data(store: &SharedTable, today: NaiveDate, offer: Option<&st
     }
     let mut actions: Vec<String> = totals.keys().cloned().collect();
     actions.sort_by(|a, b| totals[b].cmp(&totals[a]).then_with(|| a.cmp(b)));
-    Ok(ChartData { days, actions, counts, offers })
+    Ok(ChartData { days: chart_days, actions, counts, offers })
 }
 
 /// Why "send again" did not happen.

@@ -7,11 +7,13 @@
 //! - [`auth`]: who may look ([`auth::Gate`]), sessions and the CSRF check.
 //! - [`data`]: reading and changing leads, bounded; "send again" and forget call the notifier's
 //!   and `leads forget`'s own code.
+//! - [`days`]: the date partitions a page reads, with closed days held in memory for a while.
 //! - [`chart`]: the chart's geometry; [`views`]: the pages (askama templates in `templates/`).
 
 pub mod auth;
 pub mod chart;
 pub mod data;
+pub mod days;
 pub mod routes;
 pub mod views;
 

@@ -28,6 +28,7 @@ use chrono::NaiveDate;
 use super::auth::{self, Gate, Refusal, Viewer, CSRF_COOKIE, SESSION_COOKIE};
 use super::chart;
 use super::data::{self, ListFilter, SendAgainError, CHART_DAYS};
+use super::days::DayReader;
 use super::views::{self, *};
 use crate::channel_id::ChannelId;
 use crate::clock::Clock;
@@ -53,6 +54,15 @@ pub struct Inbox {
     /// The channels whose state the notifier keeps (configured, then misconfigured).
     pub watched: Vec<ChannelId>,
     pub clock: Clock,
+    /// The list's, the export's and the chart's reads.
+    pub days: DayReader,
+}
+
+impl Inbox {
+    pub fn new(app: AppState, gate: Gate, watched: Vec<ChannelId>, clock: Clock) -> Self {
+        let days = data::day_reader(&app.store, clock.clone());
+        Inbox { app, gate, watched, clock, days }
+    }
 }
 
 type Shared = State<Arc<Inbox>>;
@@ -236,7 +246,7 @@ async fn list(State(inbox): Shared, headers: HeaderMap, RawQuery(query): RawQuer
         Err(r) => return *r,
     };
     let filter = list_filter(&pairs(query.unwrap_or_default().as_bytes()), inbox.today());
-    match data::list_page(&inbox.app.store, &filter).await {
+    match data::list_page(&inbox.days, &filter).await {
         Ok(page) => {
             let t = ListTemplate::new(inbox.frame(&a), &filter, page, &inbox.watched);
             inbox.page(&a, StatusCode::OK, t)
@@ -361,6 +371,8 @@ async fn send_again(State(inbox): Shared, headers: HeaderMap, body: Bytes) -> Re
     };
     tracing::info!(partition_key = %pk, row_key = %rk, channel = channel.name(), "inbox: send again");
     let outcome = data::send_again(&inbox.app.store, &inbox.app.notifier, &pk, &rk, channel, &a.viewer.name, inbox.clock.now()).await;
+    // Whatever came of it, the row may have changed: its day is read again on the next page.
+    inbox.days.changed(&pk);
     let (status, lines) = match outcome {
         Ok(LeadOutcome::Done(t)) if t.delivered > 0 => {
             (StatusCode::OK, vec![format!("{channel} delivered the lead again, with the same notification id.")])
@@ -457,7 +469,7 @@ async fn chart_page(State(inbox): Shared, headers: HeaderMap, RawQuery(query): R
         Err(r) => return *r,
     };
     let offer = non_empty(&pairs(query.unwrap_or_default().as_bytes()), "offer");
-    match data::chart_data(&inbox.app.store, inbox.today(), offer.as_deref()).await {
+    match data::chart_data(&inbox.days, inbox.today(), offer.as_deref()).await {
         Ok(d) => {
             let t = ChartTemplate {
                 frame: inbox.frame(&a),
@@ -478,7 +490,7 @@ async fn export(State(inbox): Shared, headers: HeaderMap, RawQuery(query): RawQu
         Err(r) => return *r,
     };
     let filter = list_filter(&pairs(query.unwrap_or_default().as_bytes()), inbox.today());
-    let rows = match data::export_rows(&inbox.app.store, &filter).await {
+    let rows = match data::export_rows(&inbox.days, &filter).await {
         Ok(rows) => rows,
         Err(e) => return inbox.storage_failed(&a, "read the leads for the export", &e),
     };

@@ -3,6 +3,7 @@
 //! drives the real binary; these check the answers one by one.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -19,20 +20,23 @@ use crate::clock::Clock;
 use crate::http::AppState;
 use crate::ingest::ingest_at;
 use crate::notify::message::LeadMessage;
-use crate::notify::transport::SendOutcome;
+use crate::notify::transport::{DeliveryError, SendOutcome};
 use crate::notify::Notifier;
 use crate::notify::{Registry, Sender};
 use crate::settings::{InboxSettings, Settings};
 use crate::store::{MemoryTable, SharedTable, Table};
 
-/// A channel that records the notification ids it sent.
+/// A channel that records the notification ids it sent, and refuses them once told to.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<String>>>);
+struct Recorder(Arc<Mutex<Vec<String>>>, Arc<AtomicBool>);
 
 #[async_trait::async_trait]
 impl Sender for Recorder {
     async fn send(&self, _lead: &crate::lead::Lead, msg: &LeadMessage) -> SendOutcome {
         self.0.lock().unwrap().push(msg.id.clone());
+        if self.1.load(Ordering::Relaxed) {
+            return SendOutcome::Permanent(DeliveryError::new("HTTP 410 Gone"));
+        }
         SendOutcome::Delivered
     }
 }
@@ -64,7 +68,7 @@ impl World {
     fn app(&self, gate: Gate) -> Router {
         let store: SharedTable = Arc::new(self.leads.clone());
         let state = AppState { store, notifier: self.notifier.clone(), kick: None };
-        router(Arc::new(Inbox { app: state, gate, watched: vec![ChannelId::Webhook], clock: self.clock.clone() }))
+        router(Arc::new(Inbox::new(state, gate, vec![ChannelId::Webhook], self.clock.clone())))
     }
 
     async fn lead(&self, company: &str, email: &str) -> (String, String) {
@@ -270,4 +274,62 @@ async fn export_is_formula_safe_and_the_chart_has_its_numbers() {
     assert!(chart.contains("<td>2026-12-06</td><td>1</td><td>1</td>"), "{chart}");
     let (status, _, _) = call(&app, get("/api/Inbox/nothing-here")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The list after the leads' day has closed (three days on), and the table transactions a
+/// second page costs.
+#[tokio::test]
+async fn closed_days_are_held_and_a_customer_forgotten_elsewhere_leaves_the_next_page() {
+    let w = World::new();
+    w.lead("Wingtip", "jana@contoso.example").await;
+    w.lead("Fabrikam", "bob@fabrikam.example").await;
+    w.clock.advance(chrono::TimeDelta::days(3));
+    let app = w.app(Gate::Local);
+    let (_, _, first) = call(&app, get("/api/Inbox")).await;
+    assert!(first.contains("Wingtip") && first.contains("Fabrikam"), "{first}");
+    let before = w.leads.transactions();
+    let (_, _, again) = call(&app, get("/api/Inbox")).await;
+    assert!(again.contains("Wingtip"));
+    assert_eq!(w.leads.transactions() - before, 3, "the marker, today's and yesterday's partitions: the 28 closed days are held");
+
+    // `handler leads forget` run elsewhere, on the same table: the held day goes with the marker.
+    let table: SharedTable = Arc::new(w.leads.clone());
+    let plan = crate::tools::forget::plan(&table, "jana@contoso.example").await.unwrap();
+    crate::tools::forget::execute(&table, &plan, None).await.unwrap();
+    let (_, _, after) = call(&app, get("/api/Inbox")).await;
+    assert!(!after.contains("Wingtip"), "a forgotten customer is not shown from memory: {after}");
+    assert!(after.contains("Fabrikam"));
+    let (_, _, csv) = call(&app, get("/api/Inbox/export.csv")).await;
+    assert!(!csv.contains("Wingtip") && csv.contains("Fabrikam"), "nor exported: {csv}");
+}
+
+#[tokio::test]
+async fn a_held_day_is_read_again_when_old_or_changed_here() {
+    let w = World::new();
+    let key = w.lead("Wingtip", "jana@contoso.example").await;
+    w.clock.advance(chrono::TimeDelta::days(3));
+    let app = w.app(Gate::Local);
+    let (_, _, first) = call(&app, get("/api/Inbox")).await;
+    assert!(first.contains("Webhook: pending"), "{first}");
+
+    // LeadNotify delivers it meanwhile: the held day shows it within its age.
+    w.notifier.deliver_lead(&key.0, &key.1).await.unwrap();
+    let (_, _, held) = call(&app, get("/api/Inbox")).await;
+    assert!(held.contains("Webhook: pending"), "still the held copy: {held}");
+    w.clock.advance(super::days::CLOSED_DAY_MAX_AGE);
+    let (_, _, aged) = call(&app, get("/api/Inbox")).await;
+    assert!(aged.contains("Webhook: delivered"), "read again once old: {aged}");
+
+    // A change through this inbox drops the day at once: the row's new state shows on the next page.
+    let shared: SharedTable = Arc::new(w.leads.clone());
+    shared.merge(&key.0, &key.1, &crate::notify::lead_state::send_again(ChannelId::Webhook, "x", w.clock.now()), "*").await.unwrap();
+    let (_, _, stale) = call(&app, get("/api/Inbox")).await;
+    assert!(stale.contains("Webhook: delivered"), "a change made elsewhere waits for the age: {stale}");
+    let token = "e".repeat(43);
+    let fields = [("csrf", token.as_str()), ("pk", &key.0), ("rk", &key.1), ("channel", "Webhook")];
+    w.sent.1.store(true, Ordering::Relaxed);
+    let (status, _, body) = call(&app, post("/api/Inbox/lead/send-again", &form(&fields), Some(&format!("inbox_csrf={token}")))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, _, fresh) = call(&app, get("/api/Inbox")).await;
+    assert!(fresh.contains("Webhook: failed"), "dropped by send again: {fresh}");
 }

@@ -109,6 +109,7 @@ impl Retention {
         let mut pages = self.discovery.every_row(None);
         while let Some(page) = pages.next(&**self.discovery.leads()).await? {
             rows_read += page.len();
+            let deleted_before_page = report.retention_deleted;
             for row in page {
                 let written = get_datetime(&row, "Timestamp");
                 let old = arrival(&row).is_some_and(|t| t < cutoff) && written.is_none_or(|w| w < cutoff);
@@ -134,6 +135,9 @@ impl Retention {
                         report.retention_index_deleted += 1;
                     }
                 }
+            }
+            if report.retention_deleted > deleted_before_page {
+                self.state.mark_leads_removed(now).await?;
             }
         }
         self.delete_orphan_entries(cutoff, report).await?;

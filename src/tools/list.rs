@@ -10,8 +10,8 @@ use crate::text::{one_line, truncate_chars};
 
 /// Each lead's place in its customer's journey (1 for a first lead), counted over `all` leads
 /// oldest first; `None` for leads that link to no customer (tests, no e-mail address).
-pub fn nth_lead_of_customer(all: &[StoredLead]) -> HashMap<(String, String), usize> {
-    let mut by_age: Vec<&StoredLead> = all.iter().collect();
+pub fn nth_lead_of_customer<'a>(all: impl IntoIterator<Item = &'a StoredLead>) -> HashMap<(String, String), usize> {
+    let mut by_age: Vec<&StoredLead> = all.into_iter().collect();
     by_age.sort_by(|a, b| a.lead.created.cmp(&b.lead.created).then_with(|| a.row_key.cmp(&b.row_key)));
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut nth = HashMap::new();

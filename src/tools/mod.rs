@@ -14,4 +14,4 @@ pub mod reindex;
 pub mod status;
 pub mod test_lead;
 
-pub use query::{filter_leads, parse_since, read_leads, LeadFilter, StoredLead};
+pub use query::{filter_leads, newest_first, parse_since, read_leads, LeadFilter, StoredLead};

@@ -56,7 +56,7 @@ impl LeadPages {
     /// The next page's leads (possibly none while more follow); `None` when the table is read.
     pub async fn next(&mut self, store: &SharedTable) -> Result<Option<Vec<StoredLead>>, StoreError> {
         let Some(page) = self.pages.next(&**store).await? else { return Ok(None) };
-        Ok(Some(page.into_iter().map(StoredLead::from_entity).filter(|l| keeps(&self.filter, l)).collect()))
+        Ok(Some(page.into_iter().map(StoredLead::from_entity).filter(|l| self.filter.keeps(l)).collect()))
     }
 }
 
@@ -71,24 +71,31 @@ impl StoredLead {
     }
 }
 
-/// Whether `filter` keeps the lead.
-fn keeps(filter: &LeadFilter, l: &StoredLead) -> bool {
-    (filter.include_tests || !l.lead.is_test())
-        && filter.action.as_ref().is_none_or(|a| l.lead.action_code.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(a)))
-        && filter.offer.as_ref().is_none_or(|o| {
-            let o = o.to_lowercase();
-            [l.lead.offer_title.as_deref(), l.lead.lead_source.offer.as_deref()]
-                .into_iter()
-                .flatten()
-                .any(|v| v.to_lowercase().contains(&o))
-        })
-        && filter.since.is_none_or(|s| l.lead.created.is_some_and(|c| c >= s))
+impl LeadFilter {
+    /// Whether the filter keeps the lead.
+    pub fn keeps(&self, l: &StoredLead) -> bool {
+        (self.include_tests || !l.lead.is_test())
+            && self.action.as_ref().is_none_or(|a| l.lead.action_code.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(a)))
+            && self.offer.as_ref().is_none_or(|o| {
+                let o = o.to_lowercase();
+                [l.lead.offer_title.as_deref(), l.lead.lead_source.offer.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v.to_lowercase().contains(&o))
+            })
+            && self.since.is_none_or(|s| l.lead.created.is_some_and(|c| c >= s))
+    }
+}
+
+/// The order leads are listed in: newest first, then by row key.
+pub fn newest_first(a: &StoredLead, b: &StoredLead) -> std::cmp::Ordering {
+    b.lead.created.cmp(&a.lead.created).then_with(|| a.row_key.cmp(&b.row_key))
 }
 
 /// The leads `filter` keeps, newest first.
 pub fn filter_leads(leads: Vec<StoredLead>, filter: &LeadFilter) -> Vec<StoredLead> {
-    let mut leads: Vec<StoredLead> = leads.into_iter().filter(|l| keeps(filter, l)).collect();
-    leads.sort_by(|a, b| b.lead.created.cmp(&a.lead.created).then_with(|| a.row_key.cmp(&b.row_key)));
+    let mut leads: Vec<StoredLead> = leads.into_iter().filter(|l| filter.keeps(l)).collect();
+    leads.sort_by(newest_first);
     leads
 }
 

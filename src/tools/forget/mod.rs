@@ -119,6 +119,12 @@ pub async fn execute(leads: &SharedTable, plan: &ForgetPlan, crm: Option<&CrmAcc
         }
     }
 
+    // Told once the lead rows are as they will stay, so a copy made from now on is right (also
+    // when an earlier, interrupted run already removed them all and this one found nothing).
+    if !plan.rows.is_empty() {
+        NotifyTable::beside(leads).mark_leads_removed(chrono::Utc::now()).await?;
+    }
+
     // 2. The journey index under this customer's key (and the old key, which may have merged
     //    look-alike addresses): this customer's entries go, after their CRM records; other
     //    customers' entries are re-filed under their own key.

@@ -3,7 +3,8 @@
 //! `handler serve` alike. Server-rendered HTML, no script, a strict Content-Security-Policy.
 //!
 //! One file, one job:
-//! - [`routes`]: the URLs, what each one reads or changes, and the headers every answer carries.
+//! - [`routes`]: the URLs, the list, chart and export pages, and the headers every answer carries;
+//!   `lead_page`, `changes` (send again, forget) and `signin` hold the other pages.
 //! - [`auth`]: who may look ([`auth::Gate`]), sessions and the CSRF check.
 //! - [`data`]: reading and changing leads, bounded; "send again" and forget call the notifier's
 //!   and `leads forget`'s own code.
@@ -11,10 +12,13 @@
 //! - [`chart`]: the chart's geometry; [`views`]: the pages (askama templates in `templates/`).
 
 pub mod auth;
+mod changes;
 pub mod chart;
 pub mod data;
 pub mod days;
+mod lead_page;
 pub mod routes;
+mod signin;
 pub mod views;
 
 pub use routes::{router, Inbox};

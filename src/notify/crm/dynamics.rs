@@ -85,20 +85,20 @@ impl Dynamics {
         client_credentials(http, "Dynamics", &url, &form).await
     }
 
+    /// The Web API address of the `lead` row this app creates for notification `notification_id`.
+    fn lead_url(&self, notification_id: &str) -> String {
+        format!("{}/api/data/v9.2/leads({})", self.settings.url, lead_id(notification_id))
+    }
+
     pub async fn send(&self, http: &reqwest::Client, lead: &Lead, msg: &LeadMessage) -> SendOutcome {
-        let url = format!("{}/api/data/v9.2/leads({})", self.settings.url, lead_id(&msg.id));
+        let url = self.lead_url(&msg.id);
         let body = record(lead, msg).to_string();
         let call = |token: super::Token| {
             let (url, body) = (url.clone(), body.clone());
             async move {
-                let headers = [
-                    token.bearer(),
-                    ("Accept", "application/json".to_string()),
-                    ("OData-MaxVersion", "4.0".to_string()),
-                    ("OData-Version", "4.0".to_string()),
-                    // Create only: never overwrite a row a salesperson has worked on since.
-                    ("If-None-Match", "*".to_string()),
-                ];
+                let mut headers = web_api_headers(&token);
+                // Create only: never overwrite a row a salesperson has worked on since.
+                headers.push(("If-None-Match", "*".to_string()));
                 let answer = match send_json(http, reqwest::Method::PATCH, &url, &headers, body).await {
                     Ok(a) => a,
                     Err(e) => return Call::Done(SendOutcome::Retry { error: prefixed("Dynamics", "lead", e), after: None }),
@@ -109,7 +109,7 @@ impl Dynamics {
                 }
                 // {"error":{"code":"0x80040203","message":"…"}}
                 let json = answer.json();
-                let code = json.as_ref().and_then(|j| j["error"]["code"].as_str()).map(short).filter(|c| !c.is_empty());
+                let code = error_code(json.as_ref());
                 let message = json.as_ref().and_then(|j| j["error"]["message"].as_str()).map(clean);
                 let error = DeliveryError {
                     summary: format!("Dynamics: HTTP {}{}", answer.status, code.map(|c| format!(" {c}")).unwrap_or_default()),
@@ -143,17 +143,12 @@ impl Dynamics {
     /// (`DELETE /api/data/v9.2/leads(<leadid>)`; the id is ours, see [`lead_id`]). `Ok(true)`
     /// when deleted, `Ok(false)` when there is none (never created, or already deleted).
     pub async fn erase_lead(&self, http: &reqwest::Client, notification_id: &str) -> Result<bool, DeliveryError> {
-        let url = format!("{}/api/data/v9.2/leads({})", self.settings.url, lead_id(notification_id));
+        let url = self.lead_url(notification_id);
         let removed = std::sync::atomic::AtomicBool::new(false);
         let call = |token: super::Token| {
             let (url, removed) = (url.clone(), &removed);
             async move {
-                let headers = [
-                    token.bearer(),
-                    ("Accept", "application/json".to_string()),
-                    ("OData-MaxVersion", "4.0".to_string()),
-                    ("OData-Version", "4.0".to_string()),
-                ];
+                let headers = web_api_headers(&token);
                 let answer = match send_request(http, reqwest::Method::DELETE, &url, &headers, RequestBody::None).await {
                     Ok(a) => a,
                     Err(e) => return Call::Done(SendOutcome::Retry { error: prefixed("Dynamics", "lead delete", e), after: None }),
@@ -166,8 +161,7 @@ impl Dynamics {
                 if answer.status == 404 {
                     return Call::Done(SendOutcome::Delivered);
                 }
-                let json = answer.json();
-                let code = json.as_ref().and_then(|j| j["error"]["code"].as_str()).map(short).filter(|c| !c.is_empty());
+                let code = error_code(answer.json().as_ref());
                 let error = DeliveryError {
                     summary: format!("Dynamics: lead delete: HTTP {}{}", answer.status, code.map(|c| format!(" {c}")).unwrap_or_default()),
                     answer: Some(super::body_excerpt(&answer)),
@@ -184,6 +178,21 @@ impl Dynamics {
         super::erase_result(outcome)?;
         Ok(removed.load(std::sync::atomic::Ordering::Relaxed))
     }
+}
+
+/// The headers of every Dataverse Web API call.
+fn web_api_headers(token: &super::Token) -> Vec<(&'static str, String)> {
+    vec![
+        token.bearer(),
+        ("Accept", "application/json".to_string()),
+        ("OData-MaxVersion", "4.0".to_string()),
+        ("OData-Version", "4.0".to_string()),
+    ]
+}
+
+/// The short code of a Web API error (`{"error":{"code":"0x80040203",…}}`).
+fn error_code(json: Option<&serde_json::Value>) -> Option<String> {
+    json.and_then(|j| j["error"]["code"].as_str()).map(short).filter(|c| !c.is_empty())
 }
 
 #[cfg(test)]

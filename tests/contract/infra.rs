@@ -167,8 +167,15 @@ fn app_settings_are_what_the_binary_reads() {
     assert!(out.status.success());
     let binary: BTreeSet<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
     // Read by the platform, not by the binary.
-    let platform: BTreeSet<String> =
-        ["APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"].map(String::from).into();
+    let platform: BTreeSet<String> = [
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        // App Service authentication's: the identity that signs its client assertion, the tenants it lets in.
+        "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID",
+        "WEBSITE_AUTH_AAD_ALLOWED_TENANTS",
+    ]
+    .map(String::from)
+    .into();
     // Read by the binary, deliberately not set by the template: connection strings (keyless
     // deployment), the separate lead account (the app's own account holds the table), the
     // serve-mode key and the port the host sets.
@@ -178,10 +185,10 @@ fn app_settings_are_what_the_binary_reads() {
         unset.insert(format!("LEADS_STORAGE__{suffix}"));
     }
     unset.insert("AzureWebJobsStorage__tableServiceUri".into());
-    // The inbox: serve's sign-in key; what App Service injects itself; and INBOX_AUTH with
-    // INBOX_TENANT_ID, which belong with the App Service authentication settings the template
-    // does not make yet (README, "Lead inbox": set by hand), so the inbox stays shut by default.
-    for inbox in ["INBOX_KEY", "WEBSITE_AUTH_ENABLED", "INBOX_AUTH", "INBOX_TENANT_ID"] {
+    // The inbox: serve's sign-in key and what App Service injects itself (INBOX_AUTH and
+    // INBOX_TENANT_ID are set, empty unless the inbox's sign-in is configured: see
+    // inbox_sign_in_is_app_service_authentication).
+    for inbox in ["INBOX_KEY", "WEBSITE_AUTH_ENABLED"] {
         unset.insert(inbox.into());
     }
     // Tuning settings whose defaults suit a deployment; a publisher may add them as app settings.
@@ -358,6 +365,94 @@ fn the_identity_gets_its_roles_before_the_app_starts() {
         let short = name.rsplit('/').next().unwrap().trim_end_matches("', variables('vaultName'))]");
         assert!(depends.iter().any(|d| d.contains(&format!("'{short}')"))), "the Function App does not depend on secret {short}");
     }
+}
+
+/// The lead inbox's sign-in: App Service built-in authentication with Microsoft Entra ID, only
+/// when a client id is given; LeadIngest stays outside it (Microsoft posts with the function key
+/// and cannot sign in); the tenant is pinned; no secret anywhere (the app's identity signs the
+/// client assertion through a federated credential); the inbox's settings are empty otherwise.
+#[test]
+fn inbox_sign_in_is_app_service_authentication() {
+    let t = template();
+    let param = &t["parameters"]["inboxClientId"];
+    assert_eq!((param["type"].as_str(), param["defaultValue"].as_str()), (Some("string"), Some("")), "off unless asked for");
+    assert_eq!(t["variables"]["inboxSignIn"], "[not(empty(parameters('inboxClientId')))]");
+
+    let configs = all_of(&t, "Microsoft.Web/sites/config");
+    assert_eq!(configs.len(), 1, "one config resource: the authentication settings");
+    let auth = configs[0];
+    assert_eq!(auth["condition"], "[variables('inboxSignIn')]", "no authentication settings without a client id");
+    assert_eq!(auth["name"], "[format('{0}/authsettingsV2', parameters('appName'))]");
+    assert!(
+        auth["dependsOn"].as_array().unwrap().iter().any(|d| d == "[resourceId('Microsoft.Web/sites', parameters('appName'))]"),
+        "the site exists first"
+    );
+    let p = &auth["properties"];
+    assert_eq!(p["platform"]["enabled"], true);
+
+    // Every request signs in, LeadIngest excepted: the path the Partner Center URL names (its
+    // route under the default `api` prefix, which host.json does not change).
+    let global = &p["globalValidation"];
+    assert_eq!(global["requireAuthentication"], true);
+    assert_eq!(global["unauthenticatedClientAction"], "RedirectToLoginPage", "a person opening the inbox is sent to sign in");
+    assert_eq!(global["excludedPaths"], serde_json::json!(["/api/LeadIngest"]));
+    let ingest: Value = serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/LeadIngest/function.json")).unwrap()).unwrap();
+    assert_eq!(ingest["bindings"][0]["route"], "LeadIngest");
+    let host: Value = serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/host.json")).unwrap()).unwrap();
+    assert!(host["extensions"]["http"].get("routePrefix").is_none(), "LeadIngest is served at /api/LeadIngest");
+    let deploy = std::fs::read_to_string(format!("{ROOT}/infra/deploy.sh")).unwrap();
+    assert!(deploy.contains("/api/LeadIngest?code="), "the URL deploy.sh prints is the excluded path");
+    assert_eq!(p["httpSettings"]["requireHttps"], true);
+
+    // Microsoft Entra ID, the subscription's tenant, v2 endpoint, this registration only.
+    let aad = &p["identityProviders"]["azureActiveDirectory"];
+    assert_eq!(aad["enabled"], true);
+    let providers: Vec<&String> = p["identityProviders"].as_object().unwrap().keys().collect();
+    assert_eq!(providers, ["azureActiveDirectory"], "no other identity provider");
+    assert_eq!(
+        aad["registration"]["openIdIssuer"], "[format('{0}{1}/v2.0', environment().authentication.loginEndpoint, subscription().tenantId)]",
+        "the tenant is pinned in the issuer"
+    );
+    assert_eq!(aad["registration"]["clientId"], "[parameters('inboxClientId')]");
+    assert_eq!(aad["validation"]["allowedAudiences"], serde_json::json!(["[parameters('inboxClientId')]"]));
+    assert_eq!(
+        aad["validation"]["defaultAuthorizationPolicy"]["allowedApplications"],
+        serde_json::json!(["[parameters('inboxClientId')]"])
+    );
+
+    // No secret: the client assertion comes from the app's own identity (federated credential),
+    // named by the setting App Service reserves for it.
+    assert_eq!(aad["registration"]["clientSecretSettingName"], "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID");
+    assert!(aad["registration"].get("clientSecretCertificateThumbprint").is_none());
+    let text = template_text();
+    assert!(!text.contains("MICROSOFT_PROVIDER_AUTHENTICATION_SECRET"), "no client secret setting");
+    assert!(!t["parameters"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .any(|k| k.to_ascii_lowercase().contains("inbox") && t["parameters"][k]["type"] == "securestring"));
+    assert_eq!(
+        setting(&t, "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID"),
+        format!("[if(variables('inboxSignIn'), reference({IDENTITY}, '2023-01-31').clientId, '')]"),
+        "the identity the app already has (assigned to this app only)"
+    );
+    // The handler needs no tokens (it reads the principal header): no token store, so no SAS URL
+    // secret for one either.
+    assert_eq!(p["login"]["tokenStore"]["enabled"], false);
+
+    // The inbox's own settings: empty (unset, the inbox shut) unless the sign-in is configured,
+    // and then the tenant the issuer names.
+    assert_eq!(setting(&t, "INBOX_AUTH"), "[if(variables('inboxSignIn'), 'appservice', '')]");
+    assert_eq!(setting(&t, "INBOX_TENANT_ID"), "[if(variables('inboxSignIn'), subscription().tenantId, '')]");
+    assert_eq!(setting(&t, "WEBSITE_AUTH_AAD_ALLOWED_TENANTS"), "[if(variables('inboxSignIn'), subscription().tenantId, '')]");
+    let auth_rs = std::fs::read_to_string(format!("{ROOT}/src/settings/inbox.rs")).unwrap();
+    assert!(auth_rs.contains("v.eq_ignore_ascii_case(\"appservice\")"), "the value the handler accepts");
+
+    // deploy.sh reads these outputs: the identity for the federated credential, the inbox's address.
+    for output in ["identityPrincipalId", "inboxUrl", "inboxSignIn"] {
+        assert!(t["outputs"].get(output).is_some(), "no output {output}");
+    }
+    assert_eq!(t["outputs"]["identityPrincipalId"]["value"], format!("[reference({IDENTITY}, '2023-01-31').principalId]"));
 }
 
 #[test]

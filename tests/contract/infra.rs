@@ -620,7 +620,11 @@ fn deploy_dry_run_needs_no_azure_with_and_without_each_option() {
     let sample = "infra/azuredeploy.parameters.sample.json";
     let cases: &[(&[&str], &[&str], &[&str])] = &[
         // (extra arguments, must appear, must not appear)
-        (&[], &["cargo build --release", "--location westeurope"], &["--parameters", "role assignment", "show-connection-string"]),
+        (
+            &[],
+            &["cargo build --release", "--location westeurope"],
+            &["--parameters", "role assignment", "show-connection-string", "az ad app", "/api/Inbox"],
+        ),
         (&["--skip-build"], &[], &["cargo build"]),
         (&["--location", "northeurope"], &["--location northeurope"], &[]),
         (&["--app-name", "leads-contoso"], &["--parameters appName=leads-contoso", "--name leads-contoso"], &[]),
@@ -633,6 +637,27 @@ fn deploy_dry_run_needs_no_azure_with_and_without_each_option() {
             &["--grant-me-table-reader"],
             &["az ad signed-in-user show", "role assignment list", "role assignment create", TABLE_DATA_READER, "leads status"],
             &[],
+        ),
+        (
+            &["--inbox"],
+            &[
+                "az account show --query tenantId",
+                "az ad app create --display-name Marketplace\\ leads\\ inbox",
+                "--sign-in-audience AzureADMyOrg",
+                "--web-redirect-uris https://OUTPUT:defaultHostName/.auth/login/aad/callback",
+                "--enable-id-token-issuance true",
+                "b563d09a-bedd-4a79-99ca-c11b43fd62b3",
+                "8011039a-f070-4aac-a440-10fba0b55975",
+                "az ad sp create",
+                "--set appRoleAssignmentRequired=true",
+                "federated-credential create",
+                "api://AzureADTokenExchange",
+                "--parameters inboxClientId=OUTPUT:inbox-client-id",
+                "appRoleAssignedTo",
+                "https://OUTPUT:defaultHostName/api/Inbox",
+                "Users and groups",
+            ],
+            &["role assignment"],
         ),
         (
             &["--skip-build", "--app-name", "a", "--parameters", sample, "--lead-destination", "azureTable", "--alert-email", "x@y.z"],
@@ -714,6 +739,16 @@ case "$*" in
   *"ad signed-in-user show"*) echo 00000000-0000-0000-0000-00000000cafe ;;
   *"role assignment list"*) echo "${ROLE_EXISTS:-0}" ;;
   *"function keys list"*) echo the-function-key ;;
+  *"deployment group show"*identityPrincipalId*) echo 00000000-0000-0000-0000-0000000000d1 ;;
+  *"account show"*) echo 00000000-0000-0000-0000-000000007e11 ;;
+  *"ad app list"*) [ -z "$INBOX_APP" ] || echo "$INBOX_APP" ;;
+  *"ad app create"*)
+    if [ -n "$APP_CREATE_DENIED" ]; then echo "ERROR: Insufficient privileges to complete the operation." >&2; exit 1; fi
+    echo 00000000-0000-0000-0000-0000000000a1 ;;
+  *"ad sp list"*) [ -z "$INBOX_SP" ] || echo "$INBOX_SP" ;;
+  *"ad sp create"*) echo 00000000-0000-0000-0000-0000000000b1 ;;
+  *"federated-credential list"*) echo "${FIC_EXISTS:-0}" ;;
+  *"rest --method get"*appRoleAssignedTo*) echo "${ROLE_ASSIGNED:-0}" ;;
   *"keyvault list-deleted"*) [ -z "$DELETED_VAULT" ] || printf '%s\twesteurope\t/subscriptions/s/resourceGroups/%s/providers/Microsoft.KeyVault/vaults/%s\n' "$DELETED_VAULT" "${DELETED_VAULT_GROUP:-RG-Leads}" "$DELETED_VAULT" ;;
   *config-zip*)
     # ZIP_FAILS uploads answer ZIP_ERROR (default a 403) before one succeeds.
@@ -867,6 +902,97 @@ fn deploy_retries_the_package_upload_while_it_is_refused_with_403() {
     assert!(!ok);
     assert_eq!(uploads(&log), 1, "no retry for other errors: {log}");
     assert!(stderr.contains("zip file is invalid") && stderr.contains("the package upload failed"), "{stderr}");
+}
+
+/// `--inbox`: the first run makes the registration (single tenant, callback, ID tokens, the two
+/// roles), its enterprise application (role assignment required), the federated credential for
+/// the app's identity, deploys the template again with the client id and gives the person running
+/// it Leads.Manage; a re-run finds all of it and deploys once, with the client id; without the
+/// right to register applications the rest is deployed, the inbox is not, and the run fails clearly.
+#[test]
+fn deploy_sets_up_the_inbox_sign_in_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = "00000000-0000-0000-0000-0000000000a1";
+    let sp = "00000000-0000-0000-0000-0000000000b1";
+    let deployments = |log: &str| log.lines().filter(|l| l.starts_with("deployment group create")).count();
+
+    // First run: nothing exists.
+    let (ok, stdout, stderr, log) = deploy_with_fake_az(dir.path(), &["--inbox"], &[("ENTRA_RETRY_SECONDS", "0")]);
+    assert!(ok, "{stdout}{stderr}");
+    let uri = "api://00000000-0000-0000-0000-000000007e11/marketplace-leads-leads-app";
+    assert!(log.contains(&format!("ad app list --identifier-uri {uri} --query [0].appId")), "{log}");
+    let create = log.lines().find(|l| l.starts_with("ad app create")).unwrap_or_else(|| panic!("no registration: {log}"));
+    for part in [
+        "--display-name Marketplace leads inbox (leads-app)",
+        "--sign-in-audience AzureADMyOrg",
+        &format!("--identifier-uris {uri}"),
+        "--web-redirect-uris https://leads-app.azurewebsites.net/.auth/login/aad/callback",
+        "--enable-id-token-issuance true",
+    ] {
+        assert!(create.contains(part), "{part}: {create}");
+    }
+    let roles_json = create.split("--app-roles ").nth(1).unwrap().split(" --query").next().unwrap();
+    let roles: Value = serde_json::from_str(roles_json).unwrap();
+    let roles = roles.as_array().unwrap();
+    assert_eq!(roles.len(), 2);
+    for (value, id) in [("Leads.Read", "b563d09a-bedd-4a79-99ca-c11b43fd62b3"), ("Leads.Manage", "8011039a-f070-4aac-a440-10fba0b55975")] {
+        let role = roles.iter().find(|r| r["value"] == value).unwrap_or_else(|| panic!("no role {value}"));
+        assert_eq!(role["id"], id, "stable role ids");
+        assert_eq!(role["allowedMemberTypes"], serde_json::json!(["User"]));
+        assert_eq!(role["isEnabled"], true);
+    }
+    // The handler checks the same role names.
+    let auth_rs = std::fs::read_to_string(format!("{ROOT}/src/inbox/auth.rs")).unwrap();
+    assert!(auth_rs.contains("\"Leads.Read\"") && auth_rs.contains("\"Leads.Manage\""));
+    assert!(log.contains(&format!("ad sp create --id {client}")), "{log}");
+    assert!(log.contains(&format!("ad sp update --id {sp} --set appRoleAssignmentRequired=true")), "{log}");
+    let fic = log.lines().find(|l| l.starts_with("ad app federated-credential create")).unwrap_or_else(|| panic!("no FIC: {log}"));
+    let fic_json: Value = serde_json::from_str(fic.split("--parameters ").nth(1).unwrap().split(" --output").next().unwrap()).unwrap();
+    assert_eq!(fic_json["issuer"], "https://login.microsoftonline.com/00000000-0000-0000-0000-000000007e11/v2.0");
+    assert_eq!(fic_json["subject"], "00000000-0000-0000-0000-0000000000d1", "the app's identity (principal id)");
+    assert_eq!(fic_json["audiences"], serde_json::json!(["api://AzureADTokenExchange"]));
+    // Two deployments: the second one with the client id, after the credential exists.
+    assert_eq!(deployments(&log), 2, "{log}");
+    let second = log.lines().filter(|l| l.starts_with("deployment group create")).nth(1).unwrap();
+    assert!(second.contains(&format!("--parameters inboxClientId={client}")), "{second}");
+    assert!(log.find("federated-credential create").unwrap() < log.rfind("deployment group create").unwrap());
+    // Leads.Manage for the signed-in user.
+    let post = log.lines().find(|l| l.starts_with("rest --method post")).unwrap_or_else(|| panic!("no role assignment: {log}"));
+    assert!(post.contains(&format!("https://graph.microsoft.com/v1.0/servicePrincipals/{sp}/appRoleAssignedTo")), "{post}");
+    let body: Value = serde_json::from_str(post.split("--body ").nth(1).unwrap().split(" --output").next().unwrap()).unwrap();
+    assert_eq!(body["principalId"], "00000000-0000-0000-0000-00000000cafe");
+    assert_eq!(body["resourceId"], sp);
+    assert_eq!(body["appRoleId"], "8011039a-f070-4aac-a440-10fba0b55975");
+    assert!(stdout.contains("https://leads-app.azurewebsites.net/api/Inbox") && stdout.contains("You hold Leads.Manage"), "{stdout}");
+    assert!(stdout.contains("Users and groups") && stdout.contains("appRoleAssignedTo"), "how to grant others: {stdout}");
+    assert!(stdout.contains("/api/LeadIngest?code=the-function-key"), "{stdout}");
+
+    // Re-run: all of it exists; one deployment, with the client id; nothing created.
+    let (ok, stdout, stderr, log) = deploy_with_fake_az(
+        dir.path(),
+        &["--inbox"],
+        &[("INBOX_APP", client), ("INBOX_SP", sp), ("FIC_EXISTS", "1"), ("ROLE_ASSIGNED", "1")],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(deployments(&log), 1, "{log}");
+    assert!(log
+        .lines()
+        .find(|l| l.starts_with("deployment group create"))
+        .unwrap()
+        .contains(&format!("--parameters inboxClientId={client}")));
+    for created in ["ad app create", "ad sp create", "federated-credential create", "rest --method post"] {
+        assert!(!log.contains(created), "re-run created {created}: {log}");
+    }
+
+    // No right to register applications: the rest is deployed, the URL printed, the run fails.
+    let (ok, stdout, stderr, log) = deploy_with_fake_az(dir.path(), &["--inbox"], &[("APP_CREATE_DENIED", "1")]);
+    assert!(!ok);
+    assert!(stderr.contains("Application Developer") && stderr.contains("LeadIngest works"), "{stderr}");
+    assert!(stderr.contains("the lead inbox's sign-in was not set up"), "{stderr}");
+    assert!(stdout.contains("/api/LeadIngest?code=the-function-key"), "{stdout}");
+    assert!(!stdout.contains("/api/Inbox"), "{stdout}");
+    assert_eq!(deployments(&log), 1, "no deployment with a client id: {log}");
+    assert!(!log.contains("inboxClientId"), "{log}");
 }
 
 /// A soft-deleted vault from this resource group (its name may be the one the template derives)

@@ -2,7 +2,9 @@
 # Deploys the marketplace-leads Function App (Flex Consumption) into your subscription and prints
 # the LeadIngest URL (with its function key) to paste into Partner Center. Idempotent: ARM
 # deployments are declarative, the resource group create is a no-op when it exists, the package is
-# byte-identical for the same binary, and role assignments are only created when missing.
+# byte-identical for the same binary, and role assignments are only created when missing. With
+# --inbox, the Microsoft Entra app registration is found again by its identifier URI, and its
+# enterprise application, federated credential and your role are only created when missing.
 #
 # Written for bash 3.2 (macOS's /bin/bash) too: no associative arrays, no case conversion in
 # expansions, no mapfile, and arrays that may be empty are expanded as ${a[@]+"${a[@]}"} because

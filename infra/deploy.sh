@@ -2,7 +2,9 @@
 # Deploys the marketplace-leads Function App (Flex Consumption) into your subscription and prints
 # the LeadIngest URL (with its function key) to paste into Partner Center. Idempotent: ARM
 # deployments are declarative, the resource group create is a no-op when it exists, the package is
-# byte-identical for the same binary, and role assignments are only created when missing.
+# byte-identical for the same binary, and role assignments are only created when missing. With
+# --inbox, the Microsoft Entra app registration is found again by its identifier URI, and its
+# enterprise application, federated credential and your role are only created when missing.
 #
 # Written for bash 3.2 (macOS's /bin/bash) too: no associative arrays, no case conversion in
 # expansions, no mapfile, and arrays that may be empty are expanded as ${a[@]+"${a[@]}"} because
@@ -25,6 +27,11 @@ Usage: infra/deploy.sh --resource-group NAME [options]
                             for a group re-created while its old vault is still soft-deleted
   --grant-me-table-reader   give the signed-in user "Storage Table Data Reader" on the account, so
                             `handler leads list|export|status` work from this machine with az login
+  --inbox                   set up the lead inbox's sign-in: create (or reuse) the Microsoft Entra app
+                            registration with roles Leads.Read and Leads.Manage, keyless through the
+                            app's identity, turn on App Service authentication (LeadIngest excluded)
+                            and give you Leads.Manage. Needs the right to register applications.
+                            Pass it on every run: without it the inbox is shut again
   --skip-build              reuse target/x86_64-unknown-linux-musl/release/handler
   --what-if                 print every step without changing anything (no Azure login needed)
   -h, --help                this help
@@ -36,7 +43,7 @@ EOF
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 AZ="${AZ:-az}"
 GROUP="" LOCATION="westeurope" APP_NAME="" PARAMS="" DESTINATION="" ALERT_EMAIL="" VAULT_SALT=""
-SKIP_BUILD=0 WHAT_IF=0 GRANT_ME=0
+SKIP_BUILD=0 WHAT_IF=0 GRANT_ME=0 INBOX=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --resource-group) GROUP="${2:?}"; shift 2 ;;
@@ -47,6 +54,7 @@ while [ $# -gt 0 ]; do
     --alert-email) ALERT_EMAIL="${2:?}"; shift 2 ;;
     --vault-name-salt) VAULT_SALT="${2:?}"; shift 2 ;;
     --grant-me-table-reader) GRANT_ME=1; shift ;;
+    --inbox) INBOX=1; shift ;;
     --skip-build) SKIP_BUILD=1; shift ;;
     --what-if) WHAT_IF=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -65,6 +73,10 @@ BINARY="${HANDLER_BINARY:-$ROOT/target/$TARGET/release/handler}"  # HANDLER_BINA
 PACKAGE="${PACKAGE_PATH:-$ROOT/target/marketplace-leads.zip}"
 DEPLOYMENT="marketplace-leads"
 TABLE_READER_ROLE="76199698-9eea-4c19-bc75-cec21354c6b6"  # Storage Table Data Reader
+# The inbox's app roles: fixed ids, so every run (and every registration) has the same ones.
+LEADS_READ_ROLE="b563d09a-bedd-4a79-99ca-c11b43fd62b3"
+LEADS_MANAGE_ROLE="8011039a-f070-4aac-a440-10fba0b55975"
+GRAPH="https://graph.microsoft.com/v1.0"
 
 # Runs a command, or in --what-if mode prints it. `az` means the Azure CLI ($AZ overrides it).
 step() {
@@ -76,6 +88,34 @@ step() {
   else
     "$@"
   fi
+}
+
+# ask NAME PLACEHOLDER az ARGS...: sets NAME to what the command prints; in --what-if mode prints
+# the command instead and sets NAME to PLACEHOLDER. Fails when the command fails.
+ask() {
+  local name="$1" placeholder="$2" answer=""
+  shift 2
+  if [ "$WHAT_IF" = 1 ]; then
+    step "$@"
+    answer="$placeholder"
+  else
+    shift  # the word az
+    answer="$("$AZ" "$@")" || return 1
+  fi
+  printf -v "$name" '%s' "$answer"
+}
+
+# entra ARGS...: an az call on a directory object just created, retried a few times: new objects
+# take a moment to replicate in Microsoft Entra ID. In --what-if mode prints it.
+entra() {
+  local n=1
+  if [ "$WHAT_IF" = 1 ]; then step az "$@"; return 0; fi
+  until "$AZ" "$@"; do
+    [ "$n" -lt 6 ] || return 1
+    echo "retrying in ${ENTRA_RETRY_SECONDS:-10} s (new directory objects take a moment to replicate)" >&2
+    n=$((n + 1))
+    sleep "${ENTRA_RETRY_SECONDS:-10}"
+  done
 }
 
 # One output of the deployment (what-if: the --app-name given, or a placeholder naming the output).
@@ -145,6 +185,26 @@ PARAM_ARGS=()
 [ -n "$ALERT_EMAIL" ] && PARAM_ARGS+=(--parameters "alertEmail=$ALERT_EMAIL")
 [ -n "$VAULT_SALT" ] && PARAM_ARGS+=(--parameters "vaultNameSalt=$VAULT_SALT")
 step az group create --name "$GROUP" --location "$LOCATION" --output none
+
+# The inbox's registration is found by its identifier URI, which names the tenant and the app.
+# On a re-run it exists: its client id goes into this deployment, so one deployment does it all.
+# On the first run the app's name (and host, for the redirect URI) is known only after the
+# deployment, so the registration is made then and the template deployed a second time.
+INBOX_CLIENT_ID="" TENANT=""
+inbox_identifier_uri() { echo "api://$TENANT/marketplace-leads-$1"; }
+if [ "$INBOX" = 1 ]; then
+  ask TENANT "OUTPUT:tenant-id" az account show --query tenantId --output tsv
+  KNOWN_APP="$APP_NAME"
+  if [ -z "$KNOWN_APP" ] && [ "$WHAT_IF" = 0 ]; then
+    KNOWN_APP="$("$AZ" deployment group show --resource-group "$GROUP" --name "$DEPLOYMENT" \
+      --query properties.outputs.functionAppName.value --output tsv 2>/dev/null || true)"
+  fi
+  if [ -n "$KNOWN_APP" ]; then
+    ask INBOX_CLIENT_ID "" az ad app list --identifier-uri "$(inbox_identifier_uri "$KNOWN_APP")" --query "[0].appId" --output tsv \
+      || INBOX_CLIENT_ID=""
+  fi
+  [ -z "$INBOX_CLIENT_ID" ] || PARAM_ARGS+=(--parameters "inboxClientId=$INBOX_CLIENT_ID")
+fi
 
 # A Key Vault deleted with its resource group stays soft-deleted for its retention (7 days) and
 # keeps its name, so re-creating the group (same app name, same vault name) would fail. Name the
@@ -235,7 +295,84 @@ if [ "$GRANT_ME" = 1 ]; then
   fi
 fi
 
-# 6. The URL for Partner Center, with the LeadIngest function key.
+# 6. Optional: the lead inbox's sign-in. A failure here leaves the rest deployed (LeadIngest works,
+# the inbox stays shut) and is reported at the end with a non-zero exit.
+inbox_refused() { # what could not be done
+  cat >&2 <<MSG
+error: could not $1 in Microsoft Entra ID (the Azure CLI's message is above).
+  Setting up the inbox's sign-in needs the right to register applications in the tenant: the
+  tenant's default "Users can register applications", or the Application Developer role (or
+  Cloud Application Administrator for a registration someone else owns). Everything else is
+  deployed and LeadIngest works; the inbox stays shut. Ask an administrator for the role and run
+  this script again with --inbox, or run it without --inbox.
+MSG
+}
+setup_inbox() {
+  local uri callback roles sp fic_count me assigned principal
+  uri="$(inbox_identifier_uri "$APP")"
+  callback="https://$HOST/.auth/login/aad/callback"
+  roles='[{"id":"'"$LEADS_READ_ROLE"'","value":"Leads.Read","displayName":"Leads.Read","description":"Look at the lead inbox","allowedMemberTypes":["User"],"isEnabled":true},{"id":"'"$LEADS_MANAGE_ROLE"'","value":"Leads.Manage","displayName":"Leads.Manage","description":"Look at the lead inbox, send a notification again, forget a customer","allowedMemberTypes":["User"],"isEnabled":true}]'
+  # The registration: single tenant, the app's callback, ID tokens, the two app roles.
+  ask INBOX_APP_ID "OUTPUT:inbox-client-id" az ad app list --identifier-uri "$uri" --query "[0].appId" --output tsv \
+    || { inbox_refused "look up the inbox's app registration"; return 1; }
+  if [ -z "$INBOX_APP_ID" ] || [ "$WHAT_IF" = 1 ]; then
+    [ "$WHAT_IF" = 0 ] || echo "would create the registration when none has the identifier URI $uri:"
+    ask INBOX_APP_ID "OUTPUT:inbox-client-id" az ad app create --display-name "Marketplace leads inbox ($APP)" \
+      --sign-in-audience AzureADMyOrg --identifier-uris "$uri" --web-redirect-uris "$callback" \
+      --enable-id-token-issuance true --app-roles "$roles" --query appId --output tsv \
+      || { inbox_refused "create the inbox's app registration"; return 1; }
+  fi
+  [ -n "$INBOX_APP_ID" ] || { inbox_refused "create the inbox's app registration (no client id came back)"; return 1; }
+  # Its enterprise application: only people (or groups) holding a role may sign in at all.
+  ask sp "OUTPUT:inbox-sp-id" az ad sp list --filter "appId eq '$INBOX_APP_ID'" --query "[0].id" --output tsv \
+    || { inbox_refused "look up the inbox's enterprise application"; return 1; }
+  if [ -z "$sp" ] || [ "$WHAT_IF" = 1 ]; then
+    [ "$WHAT_IF" = 0 ] || echo "would create the enterprise application when it does not exist:"
+    ask sp "OUTPUT:inbox-sp-id" az ad sp create --id "$INBOX_APP_ID" --query id --output tsv \
+      || { inbox_refused "create the inbox's enterprise application"; return 1; }
+  fi
+  INBOX_SP_ID="$sp"
+  entra ad sp update --id "$sp" --set appRoleAssignmentRequired=true \
+    || { inbox_refused "require role assignment on the enterprise application"; return 1; }
+  # Keyless: the app's identity may sign the client assertion (federated identity credential).
+  principal="$(output identityPrincipalId)" && [ -n "$principal" ] \
+    || { echo "error: the deployment has no identityPrincipalId output" >&2; return 1; }
+  ask fic_count 0 az ad app federated-credential list --id "$INBOX_APP_ID" --query "length([?name=='function-app-identity'])" --output tsv \
+    || { inbox_refused "read the registration's federated credentials"; return 1; }
+  if [ "${fic_count:-0}" = 0 ]; then
+    entra ad app federated-credential create --id "$INBOX_APP_ID" --parameters \
+      '{"name":"function-app-identity","issuer":"'"https://login.microsoftonline.com/$TENANT/v2.0"'","subject":"'"$principal"'","audiences":["api://AzureADTokenExchange"],"description":"The Function App'"'"'s managed identity signs App Service authentication'"'"'s client assertion"}' \
+      --output none || { inbox_refused "add the federated credential for the app's identity"; return 1; }
+  fi
+  # The template again, now with the client id (only when it was not in the first deployment).
+  if [ "$INBOX_APP_ID" != "$INBOX_CLIENT_ID" ]; then
+    [ "$WHAT_IF" = 0 ] || echo "would deploy the template again with the new registration's client id (first run only):"
+    step az deployment group create --resource-group "$GROUP" --name "$DEPLOYMENT" \
+      --template-file "$TEMPLATE" ${PARAM_ARGS[@]+"${PARAM_ARGS[@]}"} --parameters "inboxClientId=$INBOX_APP_ID" --output none \
+      || { echo "error: the deployment with the inbox's sign-in failed" >&2; return 1; }
+  fi
+  # Leads.Manage for the person running this (a service principal login has no signed-in user).
+  if ask me "OUTPUT:signed-in-user-id" az ad signed-in-user show --query id --output tsv && [ -n "$me" ]; then
+    ask assigned 0 az rest --method get --url "$GRAPH/servicePrincipals/$sp/appRoleAssignedTo" \
+      --query "length(value[?principalId=='$me' && appRoleId=='$LEADS_MANAGE_ROLE'])" --output tsv \
+      || { inbox_refused "read the inbox's role assignments"; return 1; }
+    if [ "${assigned:-0}" = 0 ]; then
+      entra rest --method post --url "$GRAPH/servicePrincipals/$sp/appRoleAssignedTo" \
+        --headers "Content-Type=application/json" \
+        --body '{"principalId":"'"$me"'","resourceId":"'"$sp"'","appRoleId":"'"$LEADS_MANAGE_ROLE"'"}' --output none \
+        || { inbox_refused "give you the role Leads.Manage"; return 1; }
+    fi
+    INBOX_ME=1
+  else
+    echo "note: no signed-in user (a service principal login?): nobody holds an inbox role yet; grant one as shown below" >&2
+  fi
+}
+INBOX_FAILED=0 INBOX_APP_ID="" INBOX_SP_ID="" INBOX_ME=0
+if [ "$INBOX" = 1 ]; then
+  setup_inbox || INBOX_FAILED=1
+fi
+
+# 7. The URL for Partner Center, with the LeadIngest function key.
 if [ "$WHAT_IF" = 1 ]; then
   step az functionapp function keys list --resource-group "$GROUP" --name "$APP" --function-name LeadIngest --query default --output tsv
   KEY="FUNCTION-KEY"
@@ -267,9 +404,26 @@ if [ "$DESTINATION" = azureTable ]; then
   az storage account show-connection-string --resource-group $GROUP --name $ACCOUNT --query connectionString --output tsv
 MSG
 fi
+if [ "$INBOX" = 1 ] && [ "$INBOX_FAILED" = 0 ]; then
+  HOLDER="Nobody holds a role yet."
+  [ "$INBOX_ME" = 0 ] || HOLDER="You hold Leads.Manage."
+  cat <<MSG
+
+${PREFIX}Lead inbox: https://$HOST/api/Inbox (sign-in with Microsoft Entra ID). $HOLDER
+Grant someone a role (Leads.Read: look; Leads.Manage: also send again and forget):
+  az rest --method post --url $GRAPH/servicePrincipals/$INBOX_SP_ID/appRoleAssignedTo \\
+    --body '{"principalId":"'"\$(az ad user show --id someone@contoso.com --query id -o tsv)"'","resourceId":"$INBOX_SP_ID","appRoleId":"$LEADS_READ_ROLE"}'
+  (Leads.Manage: appRoleId $LEADS_MANAGE_ROLE), or in the Microsoft Entra admin center: Enterprise
+  applications → "Marketplace leads inbox ($APP)" → Users and groups → Add user/group.
+MSG
+fi
 if [ "$GRANT_ME" = 1 ]; then
   cat <<MSG
 Lead tools from this machine (your az login, role assignments take a few minutes to apply):
   AzureWebJobsStorage__accountName=$ACCOUNT handler leads status
 MSG
+fi
+if [ "$INBOX_FAILED" = 1 ]; then
+  echo "error: the lead inbox's sign-in was not set up (see above); everything else is deployed" >&2
+  exit 1
 fi

@@ -167,8 +167,15 @@ fn app_settings_are_what_the_binary_reads() {
     assert!(out.status.success());
     let binary: BTreeSet<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
     // Read by the platform, not by the binary.
-    let platform: BTreeSet<String> =
-        ["APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"].map(String::from).into();
+    let platform: BTreeSet<String> = [
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        // App Service authentication's: the identity that signs its client assertion, the tenants it lets in.
+        "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID",
+        "WEBSITE_AUTH_AAD_ALLOWED_TENANTS",
+    ]
+    .map(String::from)
+    .into();
     // Read by the binary, deliberately not set by the template: connection strings (keyless
     // deployment), the separate lead account (the app's own account holds the table), the
     // serve-mode key and the port the host sets.
@@ -178,10 +185,10 @@ fn app_settings_are_what_the_binary_reads() {
         unset.insert(format!("LEADS_STORAGE__{suffix}"));
     }
     unset.insert("AzureWebJobsStorage__tableServiceUri".into());
-    // The inbox: serve's sign-in key; what App Service injects itself; and INBOX_AUTH with
-    // INBOX_TENANT_ID, which belong with the App Service authentication settings the template
-    // does not make yet (README, "Lead inbox": set by hand), so the inbox stays shut by default.
-    for inbox in ["INBOX_KEY", "WEBSITE_AUTH_ENABLED", "INBOX_AUTH", "INBOX_TENANT_ID"] {
+    // The inbox: serve's sign-in key and what App Service injects itself (INBOX_AUTH and
+    // INBOX_TENANT_ID are set, empty unless the inbox's sign-in is configured: see
+    // inbox_sign_in_is_app_service_authentication).
+    for inbox in ["INBOX_KEY", "WEBSITE_AUTH_ENABLED"] {
         unset.insert(inbox.into());
     }
     // Tuning settings whose defaults suit a deployment; a publisher may add them as app settings.
@@ -360,6 +367,94 @@ fn the_identity_gets_its_roles_before_the_app_starts() {
     }
 }
 
+/// The lead inbox's sign-in: App Service built-in authentication with Microsoft Entra ID, only
+/// when a client id is given; LeadIngest stays outside it (Microsoft posts with the function key
+/// and cannot sign in); the tenant is pinned; no secret anywhere (the app's identity signs the
+/// client assertion through a federated credential); the inbox's settings are empty otherwise.
+#[test]
+fn inbox_sign_in_is_app_service_authentication() {
+    let t = template();
+    let param = &t["parameters"]["inboxClientId"];
+    assert_eq!((param["type"].as_str(), param["defaultValue"].as_str()), (Some("string"), Some("")), "off unless asked for");
+    assert_eq!(t["variables"]["inboxSignIn"], "[not(empty(parameters('inboxClientId')))]");
+
+    let configs = all_of(&t, "Microsoft.Web/sites/config");
+    assert_eq!(configs.len(), 1, "one config resource: the authentication settings");
+    let auth = configs[0];
+    assert_eq!(auth["condition"], "[variables('inboxSignIn')]", "no authentication settings without a client id");
+    assert_eq!(auth["name"], "[format('{0}/authsettingsV2', parameters('appName'))]");
+    assert!(
+        auth["dependsOn"].as_array().unwrap().iter().any(|d| d == "[resourceId('Microsoft.Web/sites', parameters('appName'))]"),
+        "the site exists first"
+    );
+    let p = &auth["properties"];
+    assert_eq!(p["platform"]["enabled"], true);
+
+    // Every request signs in, LeadIngest excepted: the path the Partner Center URL names (its
+    // route under the default `api` prefix, which host.json does not change).
+    let global = &p["globalValidation"];
+    assert_eq!(global["requireAuthentication"], true);
+    assert_eq!(global["unauthenticatedClientAction"], "RedirectToLoginPage", "a person opening the inbox is sent to sign in");
+    assert_eq!(global["excludedPaths"], serde_json::json!(["/api/LeadIngest"]));
+    let ingest: Value = serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/LeadIngest/function.json")).unwrap()).unwrap();
+    assert_eq!(ingest["bindings"][0]["route"], "LeadIngest");
+    let host: Value = serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/host.json")).unwrap()).unwrap();
+    assert!(host["extensions"]["http"].get("routePrefix").is_none(), "LeadIngest is served at /api/LeadIngest");
+    let deploy = std::fs::read_to_string(format!("{ROOT}/infra/deploy.sh")).unwrap();
+    assert!(deploy.contains("/api/LeadIngest?code="), "the URL deploy.sh prints is the excluded path");
+    assert_eq!(p["httpSettings"]["requireHttps"], true);
+
+    // Microsoft Entra ID, the subscription's tenant, v2 endpoint, this registration only.
+    let aad = &p["identityProviders"]["azureActiveDirectory"];
+    assert_eq!(aad["enabled"], true);
+    let providers: Vec<&String> = p["identityProviders"].as_object().unwrap().keys().collect();
+    assert_eq!(providers, ["azureActiveDirectory"], "no other identity provider");
+    assert_eq!(
+        aad["registration"]["openIdIssuer"], "[format('{0}{1}/v2.0', environment().authentication.loginEndpoint, subscription().tenantId)]",
+        "the tenant is pinned in the issuer"
+    );
+    assert_eq!(aad["registration"]["clientId"], "[parameters('inboxClientId')]");
+    assert_eq!(aad["validation"]["allowedAudiences"], serde_json::json!(["[parameters('inboxClientId')]"]));
+    assert_eq!(
+        aad["validation"]["defaultAuthorizationPolicy"]["allowedApplications"],
+        serde_json::json!(["[parameters('inboxClientId')]"])
+    );
+
+    // No secret: the client assertion comes from the app's own identity (federated credential),
+    // named by the setting App Service reserves for it.
+    assert_eq!(aad["registration"]["clientSecretSettingName"], "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID");
+    assert!(aad["registration"].get("clientSecretCertificateThumbprint").is_none());
+    let text = template_text();
+    assert!(!text.contains("MICROSOFT_PROVIDER_AUTHENTICATION_SECRET"), "no client secret setting");
+    assert!(!t["parameters"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .any(|k| k.to_ascii_lowercase().contains("inbox") && t["parameters"][k]["type"] == "securestring"));
+    assert_eq!(
+        setting(&t, "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID"),
+        format!("[if(variables('inboxSignIn'), reference({IDENTITY}, '2023-01-31').clientId, '')]"),
+        "the identity the app already has (assigned to this app only)"
+    );
+    // The handler needs no tokens (it reads the principal header): no token store, so no SAS URL
+    // secret for one either.
+    assert_eq!(p["login"]["tokenStore"]["enabled"], false);
+
+    // The inbox's own settings: empty (unset, the inbox shut) unless the sign-in is configured,
+    // and then the tenant the issuer names.
+    assert_eq!(setting(&t, "INBOX_AUTH"), "[if(variables('inboxSignIn'), 'appservice', '')]");
+    assert_eq!(setting(&t, "INBOX_TENANT_ID"), "[if(variables('inboxSignIn'), subscription().tenantId, '')]");
+    assert_eq!(setting(&t, "WEBSITE_AUTH_AAD_ALLOWED_TENANTS"), "[if(variables('inboxSignIn'), subscription().tenantId, '')]");
+    let auth_rs = std::fs::read_to_string(format!("{ROOT}/src/settings/inbox.rs")).unwrap();
+    assert!(auth_rs.contains("v.eq_ignore_ascii_case(\"appservice\")"), "the value the handler accepts");
+
+    // deploy.sh reads these outputs: the identity for the federated credential, the inbox's address.
+    for output in ["identityPrincipalId", "inboxUrl", "inboxSignIn"] {
+        assert!(t["outputs"].get(output).is_some(), "no output {output}");
+    }
+    assert_eq!(t["outputs"]["identityPrincipalId"]["value"], format!("[reference({IDENTITY}, '2023-01-31').principalId]"));
+}
+
 #[test]
 fn alerts_exist_when_an_alert_address_is_given() {
     let t = template();
@@ -525,7 +620,11 @@ fn deploy_dry_run_needs_no_azure_with_and_without_each_option() {
     let sample = "infra/azuredeploy.parameters.sample.json";
     let cases: &[(&[&str], &[&str], &[&str])] = &[
         // (extra arguments, must appear, must not appear)
-        (&[], &["cargo build --release", "--location westeurope"], &["--parameters", "role assignment", "show-connection-string"]),
+        (
+            &[],
+            &["cargo build --release", "--location westeurope"],
+            &["--parameters", "role assignment", "show-connection-string", "az ad app", "/api/Inbox"],
+        ),
         (&["--skip-build"], &[], &["cargo build"]),
         (&["--location", "northeurope"], &["--location northeurope"], &[]),
         (&["--app-name", "leads-contoso"], &["--parameters appName=leads-contoso", "--name leads-contoso"], &[]),
@@ -538,6 +637,27 @@ fn deploy_dry_run_needs_no_azure_with_and_without_each_option() {
             &["--grant-me-table-reader"],
             &["az ad signed-in-user show", "role assignment list", "role assignment create", TABLE_DATA_READER, "leads status"],
             &[],
+        ),
+        (
+            &["--inbox"],
+            &[
+                "az account show --query tenantId",
+                "az ad app create --display-name Marketplace\\ leads\\ inbox",
+                "--sign-in-audience AzureADMyOrg",
+                "--web-redirect-uris https://OUTPUT:defaultHostName/.auth/login/aad/callback",
+                "--enable-id-token-issuance true",
+                "b563d09a-bedd-4a79-99ca-c11b43fd62b3",
+                "8011039a-f070-4aac-a440-10fba0b55975",
+                "az ad sp create",
+                "--set appRoleAssignmentRequired=true",
+                "federated-credential create",
+                "api://AzureADTokenExchange",
+                "--parameters inboxClientId=OUTPUT:inbox-client-id",
+                "appRoleAssignedTo",
+                "https://OUTPUT:defaultHostName/api/Inbox",
+                "Users and groups",
+            ],
+            &["role assignment"],
         ),
         (
             &["--skip-build", "--app-name", "a", "--parameters", sample, "--lead-destination", "azureTable", "--alert-email", "x@y.z"],
@@ -619,6 +739,16 @@ case "$*" in
   *"ad signed-in-user show"*) echo 00000000-0000-0000-0000-00000000cafe ;;
   *"role assignment list"*) echo "${ROLE_EXISTS:-0}" ;;
   *"function keys list"*) echo the-function-key ;;
+  *"deployment group show"*identityPrincipalId*) echo 00000000-0000-0000-0000-0000000000d1 ;;
+  *"account show"*) echo 00000000-0000-0000-0000-000000007e11 ;;
+  *"ad app list"*) [ -z "$INBOX_APP" ] || echo "$INBOX_APP" ;;
+  *"ad app create"*)
+    if [ -n "$APP_CREATE_DENIED" ]; then echo "ERROR: Insufficient privileges to complete the operation." >&2; exit 1; fi
+    echo 00000000-0000-0000-0000-0000000000a1 ;;
+  *"ad sp list"*) [ -z "$INBOX_SP" ] || echo "$INBOX_SP" ;;
+  *"ad sp create"*) echo 00000000-0000-0000-0000-0000000000b1 ;;
+  *"federated-credential list"*) echo "${FIC_EXISTS:-0}" ;;
+  *"rest --method get"*appRoleAssignedTo*) echo "${ROLE_ASSIGNED:-0}" ;;
   *"keyvault list-deleted"*) [ -z "$DELETED_VAULT" ] || printf '%s\twesteurope\t/subscriptions/s/resourceGroups/%s/providers/Microsoft.KeyVault/vaults/%s\n' "$DELETED_VAULT" "${DELETED_VAULT_GROUP:-RG-Leads}" "$DELETED_VAULT" ;;
   *config-zip*)
     # ZIP_FAILS uploads answer ZIP_ERROR (default a 403) before one succeeds.
@@ -772,6 +902,97 @@ fn deploy_retries_the_package_upload_while_it_is_refused_with_403() {
     assert!(!ok);
     assert_eq!(uploads(&log), 1, "no retry for other errors: {log}");
     assert!(stderr.contains("zip file is invalid") && stderr.contains("the package upload failed"), "{stderr}");
+}
+
+/// `--inbox`: the first run makes the registration (single tenant, callback, ID tokens, the two
+/// roles), its enterprise application (role assignment required), the federated credential for
+/// the app's identity, deploys the template again with the client id and gives the person running
+/// it Leads.Manage; a re-run finds all of it and deploys once, with the client id; without the
+/// right to register applications the rest is deployed, the inbox is not, and the run fails clearly.
+#[test]
+fn deploy_sets_up_the_inbox_sign_in_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = "00000000-0000-0000-0000-0000000000a1";
+    let sp = "00000000-0000-0000-0000-0000000000b1";
+    let deployments = |log: &str| log.lines().filter(|l| l.starts_with("deployment group create")).count();
+
+    // First run: nothing exists.
+    let (ok, stdout, stderr, log) = deploy_with_fake_az(dir.path(), &["--inbox"], &[("ENTRA_RETRY_SECONDS", "0")]);
+    assert!(ok, "{stdout}{stderr}");
+    let uri = "api://00000000-0000-0000-0000-000000007e11/marketplace-leads-leads-app";
+    assert!(log.contains(&format!("ad app list --identifier-uri {uri} --query [0].appId")), "{log}");
+    let create = log.lines().find(|l| l.starts_with("ad app create")).unwrap_or_else(|| panic!("no registration: {log}"));
+    for part in [
+        "--display-name Marketplace leads inbox (leads-app)",
+        "--sign-in-audience AzureADMyOrg",
+        &format!("--identifier-uris {uri}"),
+        "--web-redirect-uris https://leads-app.azurewebsites.net/.auth/login/aad/callback",
+        "--enable-id-token-issuance true",
+    ] {
+        assert!(create.contains(part), "{part}: {create}");
+    }
+    let roles_json = create.split("--app-roles ").nth(1).unwrap().split(" --query").next().unwrap();
+    let roles: Value = serde_json::from_str(roles_json).unwrap();
+    let roles = roles.as_array().unwrap();
+    assert_eq!(roles.len(), 2);
+    for (value, id) in [("Leads.Read", "b563d09a-bedd-4a79-99ca-c11b43fd62b3"), ("Leads.Manage", "8011039a-f070-4aac-a440-10fba0b55975")] {
+        let role = roles.iter().find(|r| r["value"] == value).unwrap_or_else(|| panic!("no role {value}"));
+        assert_eq!(role["id"], id, "stable role ids");
+        assert_eq!(role["allowedMemberTypes"], serde_json::json!(["User"]));
+        assert_eq!(role["isEnabled"], true);
+    }
+    // The handler checks the same role names.
+    let auth_rs = std::fs::read_to_string(format!("{ROOT}/src/inbox/auth.rs")).unwrap();
+    assert!(auth_rs.contains("\"Leads.Read\"") && auth_rs.contains("\"Leads.Manage\""));
+    assert!(log.contains(&format!("ad sp create --id {client}")), "{log}");
+    assert!(log.contains(&format!("ad sp update --id {sp} --set appRoleAssignmentRequired=true")), "{log}");
+    let fic = log.lines().find(|l| l.starts_with("ad app federated-credential create")).unwrap_or_else(|| panic!("no FIC: {log}"));
+    let fic_json: Value = serde_json::from_str(fic.split("--parameters ").nth(1).unwrap().split(" --output").next().unwrap()).unwrap();
+    assert_eq!(fic_json["issuer"], "https://login.microsoftonline.com/00000000-0000-0000-0000-000000007e11/v2.0");
+    assert_eq!(fic_json["subject"], "00000000-0000-0000-0000-0000000000d1", "the app's identity (principal id)");
+    assert_eq!(fic_json["audiences"], serde_json::json!(["api://AzureADTokenExchange"]));
+    // Two deployments: the second one with the client id, after the credential exists.
+    assert_eq!(deployments(&log), 2, "{log}");
+    let second = log.lines().filter(|l| l.starts_with("deployment group create")).nth(1).unwrap();
+    assert!(second.contains(&format!("--parameters inboxClientId={client}")), "{second}");
+    assert!(log.find("federated-credential create").unwrap() < log.rfind("deployment group create").unwrap());
+    // Leads.Manage for the signed-in user.
+    let post = log.lines().find(|l| l.starts_with("rest --method post")).unwrap_or_else(|| panic!("no role assignment: {log}"));
+    assert!(post.contains(&format!("https://graph.microsoft.com/v1.0/servicePrincipals/{sp}/appRoleAssignedTo")), "{post}");
+    let body: Value = serde_json::from_str(post.split("--body ").nth(1).unwrap().split(" --output").next().unwrap()).unwrap();
+    assert_eq!(body["principalId"], "00000000-0000-0000-0000-00000000cafe");
+    assert_eq!(body["resourceId"], sp);
+    assert_eq!(body["appRoleId"], "8011039a-f070-4aac-a440-10fba0b55975");
+    assert!(stdout.contains("https://leads-app.azurewebsites.net/api/Inbox") && stdout.contains("You hold Leads.Manage"), "{stdout}");
+    assert!(stdout.contains("Users and groups") && stdout.contains("appRoleAssignedTo"), "how to grant others: {stdout}");
+    assert!(stdout.contains("/api/LeadIngest?code=the-function-key"), "{stdout}");
+
+    // Re-run: all of it exists; one deployment, with the client id; nothing created.
+    let (ok, stdout, stderr, log) = deploy_with_fake_az(
+        dir.path(),
+        &["--inbox"],
+        &[("INBOX_APP", client), ("INBOX_SP", sp), ("FIC_EXISTS", "1"), ("ROLE_ASSIGNED", "1")],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(deployments(&log), 1, "{log}");
+    assert!(log
+        .lines()
+        .find(|l| l.starts_with("deployment group create"))
+        .unwrap()
+        .contains(&format!("--parameters inboxClientId={client}")));
+    for created in ["ad app create", "ad sp create", "federated-credential create", "rest --method post"] {
+        assert!(!log.contains(created), "re-run created {created}: {log}");
+    }
+
+    // No right to register applications: the rest is deployed, the URL printed, the run fails.
+    let (ok, stdout, stderr, log) = deploy_with_fake_az(dir.path(), &["--inbox"], &[("APP_CREATE_DENIED", "1")]);
+    assert!(!ok);
+    assert!(stderr.contains("Application Developer") && stderr.contains("LeadIngest works"), "{stderr}");
+    assert!(stderr.contains("the lead inbox's sign-in was not set up"), "{stderr}");
+    assert!(stdout.contains("/api/LeadIngest?code=the-function-key"), "{stdout}");
+    assert!(!stdout.contains("/api/Inbox"), "{stdout}");
+    assert_eq!(deployments(&log), 1, "no deployment with a client id: {log}");
+    assert!(!log.contains("inboxClientId"), "{log}");
 }
 
 /// A soft-deleted vault from this resource group (its name may be the one the template derives)

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::data::{self, SendAgainError};
-use super::routes::{lead_keys, pairs, refused, Admitted, Inbox, Refused, Shared};
+use super::page::{lead_keys, pairs, refused, Admitted, Inbox, Refused, Shared};
 use super::views::{self, *};
 use crate::channel_id::ChannelId;
 use crate::notify::deliver::LeadOutcome;

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::data;
-use super::routes::{lead_keys, pairs, Shared};
+use super::page::{lead_keys, pairs, Shared};
 use super::views::{self, *};
 use crate::lead::words::next_step;
 use crate::lead::{action_label, source_label, Lead};

@@ -4,7 +4,8 @@
 //!
 //! One file, one job:
 //! - [`routes`]: the URLs, the list, chart and export pages, and the headers every answer carries;
-//!   `lead_page`, `changes` (send again, forget) and `signin` hold the other pages.
+//!   `lead_page`, `changes` (send again, forget) and `signin` hold the other pages; `page` what
+//!   they all share (the `Inbox` state, admitting a viewer, answering).
 //! - [`auth`]: who may look ([`auth::Gate`]), sessions and the CSRF check.
 //! - [`data`]: reading and changing leads, bounded; "send again" and forget call the notifier's
 //!   and `leads forget`'s own code.
@@ -17,11 +18,13 @@ pub mod chart;
 pub mod data;
 pub mod days;
 mod lead_page;
+mod page;
 pub mod routes;
 mod signin;
 pub mod views;
 
-pub use routes::{router, Inbox};
+pub use page::Inbox;
+pub use routes::router;
 
 #[cfg(test)]
 mod tests;

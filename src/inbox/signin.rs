@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::auth::{self, Gate, CSRF_COOKIE, SESSION_COOKIE};
-use super::routes::{html, pairs, refused, Inbox, Shared};
+use super::page::{html, pairs, refused, Inbox, Shared};
 use super::views::*;
 
 pub(super) async fn signin_form(State(inbox): Shared, headers: HeaderMap) -> Response {

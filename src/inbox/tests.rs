@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use tower::ServiceExt;
 
 use super::auth::Gate;
-use super::routes::{router, Inbox, CSP};
+use super::page::Inbox;
+use super::routes::{router, CSP};
 use crate::channel_id::ChannelId;
 use crate::clock::Clock;
 use crate::http::AppState;

@@ -7,7 +7,8 @@
 //! - [`auth`]: who may look ([`auth::Gate`]), sessions and the CSRF check.
 //! - [`data`]: reading and changing leads, bounded; "send again" and forget call the notifier's
 //!   and `leads forget`'s own code.
-//! - [`chart`]: the chart's geometry; [`views`]: the pages (askama templates in `templates/`).
+//! - [`chart`]: the chart page's strings and classes over the shared geometry ([`crate::chart`]);
+//!   [`views`]: the pages (askama templates in `templates/`).
 
 pub mod auth;
 pub mod chart;

@@ -6,10 +6,11 @@
 //! `ttf-parser` from an embedded font: DejaVu Sans cut to printable ASCII and `× – …`
 //! (`font/DejaVuSans-subset.ttf`, 20 192 bytes; its licence is `font/LICENSE`). Azure Flex
 //! Consumption's Linux guarantees no system fonts, so the font travels in the binary. Measured
-//! on a release build with this crate's profile (thin LTO, stripped): `resvg` without text adds
-//! 1.19 MB; its `text` feature (rustybuzz, fontdb, Unicode tables) 2.17 MB more; outlines
-//! through `ttf-parser` plus the font 0.09 MB more. So text stays in the picture, where a
-//! reader expects axis labels and a legend, for about 4 % of the handler's size rather than 19 %.
+//! on release builds with this crate's profile (thin LTO, stripped; BENCHMARKS.md): a probe
+//! binary gains 1.19 MB from `resvg` without text, 2.17 MB more from its `text` feature
+//! (rustybuzz, fontdb, Unicode tables), but only 0.09 MB from outlines through `ttf-parser` plus
+//! the font. So text stays in the picture, where a reader expects axis labels and a legend, and
+//! the handler grows by 1.25 MB in all (10.83 → 12.09 MB) rather than about 3.4 MB.
 //! Simple left-to-right advance widths, no shaping or kerning: enough for digits, times, month
 //! names and our action labels.
 //!

@@ -10,12 +10,15 @@
 //! - [`ingest`]: LeadIngest: one lead in, one row written.
 //! - [`notify`]: LeadNotify: the run, the unit of work, discovery, claim, state owners, channels.
 //! - [`settings`] and [`schedule`]: every setting, parsed once into types.
+//! - [`chart`]: leads per time bucket stacked by action: counting, geometry, the PNG (the
+//!   inbox's chart page and the digest's picture).
 //! - [`lead`]: the lead domain, pure code.
 //! - [`store`]: the `Table` trait, its REST client (account and signing) and in-memory table.
 //! - [`channel_id`], [`clock`], [`entity`], [`net`], [`text`]: small shared pieces at the bottom.
 
 pub mod app;
 pub mod channel_id;
+pub mod chart;
 pub mod clock;
 pub mod entity;
 pub mod http;

@@ -4,11 +4,12 @@
 //! [`MAX_RANGE_DAYS`]) through the [`DayReader`], which holds closed days for a while, so a
 //! page costs at most one table transaction per day shown, whatever the table holds.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use crate::channel_id::ChannelId;
+use crate::chart::{self, Counts};
 use crate::clock::Clock;
 use crate::entity::{get_datetime, get_str, Entity};
 use crate::lead::{date_of_partition_key, Lead};
@@ -245,10 +246,8 @@ pub async fn journey_of(store: &SharedTable, lead: &Lead, pk: &str, rk: &str) ->
 
 /// The counts the chart draws: per day, per action (`""` for none), for one offer or all.
 pub struct ChartData {
-    pub days: Vec<NaiveDate>,
-    /// Action codes in a fixed order (most frequent first).
-    pub actions: Vec<String>,
-    pub counts: BTreeMap<NaiveDate, HashMap<String, usize>>,
+    /// Buckets: the days, oldest first; series: action codes (most frequent first).
+    pub counts: Counts<NaiveDate>,
     /// Every offer seen in the period, for the switch.
     pub offers: Vec<String>,
 }
@@ -261,19 +260,12 @@ pub async fn chart_data(days: &DayReader, today: NaiveDate, offer: Option<&str>)
     let offers: BTreeSet<&str> = leads.iter().filter_map(|l| l.lead.offer()).collect();
     let offers: Vec<String> = offers.into_iter().map(str::to_string).collect();
     let chart_days: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= today).collect();
-    let mut counts: BTreeMap<NaiveDate, HashMap<String, usize>> = chart_days.iter().map(|d| (*d, HashMap::new())).collect();
-    let mut totals: HashMap<String, usize> = HashMap::new();
-    for l in leads.iter().filter(|l| offer.is_none_or(|o| l.lead.offer() == Some(o))) {
+    let items = leads.iter().filter(|l| offer.is_none_or(|o| l.lead.offer() == Some(o))).filter_map(|l| {
         // The day it arrived: its creation time, else the date of its partition.
-        let day = l.lead.created.map(|t| t.date_naive()).or_else(|| date_of_partition_key(&l.partition_key));
-        let Some(per_action) = day.and_then(|d| counts.get_mut(&d)) else { continue };
-        let action = l.lead.action_code.clone().unwrap_or_default();
-        *per_action.entry(action.clone()).or_default() += 1;
-        *totals.entry(action).or_default() += 1;
-    }
-    let mut actions: Vec<String> = totals.keys().cloned().collect();
-    actions.sort_by(|a, b| totals[b].cmp(&totals[a]).then_with(|| a.cmp(b)));
-    Ok(ChartData { days: chart_days, actions, counts, offers })
+        let day = l.lead.created.map(|t| t.date_naive()).or_else(|| date_of_partition_key(&l.partition_key))?;
+        Some((day, l.lead.action_code.clone().unwrap_or_default()))
+    });
+    Ok(ChartData { counts: chart::count(chart_days, items), offers })
 }
 
 /// Why "send again" did not happen.

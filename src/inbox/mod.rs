@@ -10,7 +10,8 @@
 //! - [`data`]: reading and changing leads, bounded; "send again" and forget call the notifier's
 //!   and `leads forget`'s own code.
 //! - [`days`]: the date partitions a page reads, with closed days held in memory for a while.
-//! - [`chart`]: the chart's geometry; [`views`]: the pages (askama templates in `templates/`).
+//! - [`chart`]: the chart page's strings and classes over the shared geometry ([`crate::chart`]);
+//!   [`views`]: the pages (askama templates in `templates/`).
 
 pub mod auth;
 mod changes;

@@ -23,14 +23,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, Message, Tokio1Executor};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use super::claim::{claim, decide, lease_for, Verdict};
 use super::digest_message::{DigestLine, DigestMessage, Period, MAX_PERIOD_DAYS};
-use super::discovery::Discovery;
+use super::discovery::{arrival, Discovery};
 use super::email::{deliver, smtp_transport};
 use super::lead_state::DeliveryState;
 use super::notify_table::{digest_row_key, DigestRow, NotifyTable, DIGEST_PK};
@@ -266,7 +267,12 @@ impl Digest {
     /// since, whatever their keys).
     async fn leads_of(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Vec<DigestLine>, StoreError> {
         let rows = self.discovery.arrived_between(start, end).await?;
-        Ok(rows.iter().map(Lead::from_entity).filter(|l| !l.is_test()).map(|l| DigestLine::from_lead(&l)).collect())
+        Ok(rows
+            .iter()
+            .map(|row| (Lead::from_entity(row), arrival(row)))
+            .filter(|(l, _)| !l.is_test())
+            .map(|(l, arrived)| DigestLine { arrived: arrived.or(l.created), ..DigestLine::from_lead(&l) })
+            .collect())
     }
 
     /// Stable per period and table: a repeat after a crash carries the same id, so a mail
@@ -282,11 +288,23 @@ impl Digest {
         for to in &self.to {
             builder = builder.to(to.clone());
         }
-        match builder.multipart(MultiPart::alternative_plain_html(message.plain.clone(), message.html.clone())) {
+        match builder.multipart(body(message)) {
             Ok(email) => deliver(&self.transport, email).await,
             Err(e) => SendOutcome::Permanent(DeliveryError::new(format!("could not build the digest: {e}"))),
         }
     }
+}
+
+/// `multipart/alternative` { text/plain, text/html }, or with a chart, { text/plain,
+/// `multipart/related` { text/html, image/png inline with the Content-ID its `<img>` names } }.
+fn body(message: &DigestMessage) -> MultiPart {
+    let (Some(chart), Ok(png_type)) = (&message.chart, ContentType::parse("image/png")) else {
+        return MultiPart::alternative_plain_html(message.plain.clone(), message.html.clone());
+    };
+    let png = Attachment::new_inline(chart.content_id.clone()).body(chart.png.clone(), png_type);
+    MultiPart::alternative()
+        .singlepart(SinglePart::plain(message.plain.clone()))
+        .multipart(MultiPart::related().singlepart(SinglePart::html(message.html.clone())).singlepart(png))
 }
 
 #[cfg(test)]

@@ -1,13 +1,17 @@
-//! What the digest e-mail says: a period's leads summarised (counts by offer and by action),
-//! then listed. Customer text reaches the bodies only, each value through `one_line` (plain
-//! text) or `html_escape` (HTML); the subject is made of counts and times alone, so no
-//! customer text can reach a header.
+//! What the digest e-mail says: a period's leads summarised (counts by offer and by action, and
+//! the inbox's chart of them as an inline PNG), then listed. Customer text reaches the bodies
+//! only, each value through `one_line` (plain text) or `html_escape` (HTML); the subject is made
+//! of counts and times alone, so no customer text can reach a header. The picture carries no
+//! customer text but action labels (see `chart::png`); when it cannot be drawn the digest goes
+//! without it.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Timelike, Utc};
 
 use super::message::html_escape;
+use crate::chart::buckets::TimeBuckets;
+use crate::chart::png::{self, Drawing};
 use crate::lead::{action_label, Lead};
 use crate::text::one_line;
 use crate::text::truncate_chars;
@@ -39,6 +43,9 @@ pub struct Period {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DigestLine {
     pub received: Option<DateTime<Utc>>,
+    /// When it reached the table (discovery's `arrival`), which placed it in the period: the
+    /// chart's bucket. `received` stands in when unknown.
+    pub arrived: Option<DateTime<Utc>>,
     pub company: String,
     pub name: String,
     pub action: String,
@@ -52,6 +59,7 @@ impl DigestLine {
         };
         DigestLine {
             received: lead.created,
+            arrived: lead.created,
             company: cell(lead.contact.company.clone()),
             name: cell(lead.contact.full_name()),
             action: cell(Some(lead.action_code.as_deref().map(action_label).unwrap_or("(no action given)").to_string())),
@@ -64,6 +72,70 @@ pub struct DigestMessage {
     pub subject: String,
     pub plain: String,
     pub html: String,
+    /// The chart the HTML shows as `<img src="cid:…">`; `None` for an empty period, or when it
+    /// could not be drawn (then the HTML has no `<img>`).
+    pub chart: Option<InlineChart>,
+}
+
+/// A PNG for the HTML part, sent beside it in a `multipart/related` part.
+pub struct InlineChart {
+    /// Without angle brackets, as in `cid:` URLs.
+    pub content_id: String,
+    pub png: Vec<u8>,
+}
+
+/// The period's leads per hour (a period of up to two days) or per day, stacked by action:
+/// the picture, the `<img>` that shows it, and its alt text. `None` when there is nothing to
+/// draw or drawing failed (logged without lead data).
+fn chart(period: &Period, lines: &[DigestLine]) -> Option<(InlineChart, String)> {
+    if lines.is_empty() {
+        return None;
+    }
+    let buckets = TimeBuckets::for_period(period.start, period.end);
+    // Every line was found by its arrival in the period; a line with no time at all (none
+    // comes from discovery) is drawn in the last bucket so the bars still add up.
+    let items = lines.iter().map(|l| (buckets.bucket_of(l.arrived.or(l.received).unwrap_or(period.end)), l.action.clone()));
+    let counts = crate::chart::count(buckets.starts.clone(), items);
+    let unit = buckets.unit.name();
+    let by_action: Vec<String> = counts.series.iter().zip(counts.series_totals()).map(|(a, n)| format!("{n} {a}")).collect();
+    let totals = counts.bucket_totals();
+    let busiest = totals.iter().enumerate().max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i))).map(|(i, n)| (buckets.label(i), *n));
+    let mut alt = format!(
+        "Leads per {unit}, {} – {} UTC, stacked by action: {} in total ({})",
+        short(period.start),
+        short(period.end),
+        counts.total(),
+        by_action.join(", ")
+    );
+    if let Some((label, n)) = busiest.filter(|_| counts.total() > 1) {
+        alt.push_str(&format!("; the busiest {unit} was {label} with {n}"));
+    }
+    alt.push('.');
+    let labels: Vec<String> = (0..buckets.starts.len()).map(|i| buckets.label(i)).collect();
+    let drawing = Drawing {
+        per_bucket: &counts.per_bucket,
+        bucket_labels: &labels,
+        tick_every: buckets.tick_every(),
+        series: &counts.series,
+        title: &alt,
+    };
+    match png::render(&drawing) {
+        Ok(picture) => {
+            let content_id = format!("chart-{}@marketplace-leads", period.end.format("%Y%m%dT%H%M%SZ"));
+            let img = format!(
+                "<p><img src=\"cid:{content_id}\" width=\"{}\" height=\"{}\" alt=\"{}\" style=\"display:block;width:100%;max-width:{}px;height:auto;border:0\"></p>\n",
+                picture.width,
+                picture.height,
+                html_escape(&alt),
+                picture.width
+            );
+            Some((InlineChart { content_id, png: picture.bytes }, img))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "digest: the chart could not be drawn; the digest goes without it");
+            None
+        }
+    }
 }
 
 fn short(t: DateTime<Utc>) -> String {
@@ -151,6 +223,7 @@ impl DigestMessage {
             }
         }
 
+        let chart = chart(period, lines);
         let th = "style=\"text-align:left;padding:4px 12px 4px 0;color:#555;font-weight:600\"";
         let td = "style=\"padding:4px 12px 4px 0;vertical-align:top\"";
         let count_rows = |rows: &[(usize, String)]| -> String {
@@ -167,8 +240,9 @@ impl DigestMessage {
             body.push_str("<p><strong>No new leads</strong> in this period (Microsoft&#39;s test leads are not counted).</p>\n");
         } else {
             body.push_str(&format!(
-                "<p><strong>{}</strong> (Microsoft&#39;s test leads are not counted).</p>\n<h3>By offer</h3>\n<table style=\"border-collapse:collapse\">\n{}</table>\n<h3>By action</h3>\n<table style=\"border-collapse:collapse\">\n{}</table>\n<h3>Leads</h3>\n<table style=\"border-collapse:collapse\">\n<tr><th {th}>Received</th><th {th}>Company</th><th {th}>Name</th><th {th}>Action</th><th {th}>Offer</th></tr>\n",
+                "<p><strong>{}</strong> (Microsoft&#39;s test leads are not counted).</p>\n{}<h3>By offer</h3>\n<table style=\"border-collapse:collapse\">\n{}</table>\n<h3>By action</h3>\n<table style=\"border-collapse:collapse\">\n{}</table>\n<h3>Leads</h3>\n<table style=\"border-collapse:collapse\">\n<tr><th {th}>Received</th><th {th}>Company</th><th {th}>Name</th><th {th}>Action</th><th {th}>Offer</th></tr>\n",
                 html_escape(&capitalise(&how_many)),
+                chart.as_ref().map(|(_, img)| img.as_str()).unwrap_or_default(),
                 count_rows(&by_offer),
                 count_rows(&by_action)
             ));
@@ -191,7 +265,7 @@ impl DigestMessage {
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body style=\"font-family:Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;color:#201f1e;max-width:800px\">\n<h2 style=\"font-size:18px;color:#0f6cbd\">{title}</h2>\n{body}</body></html>\n",
             title = html_escape(&subject),
         );
-        DigestMessage { subject, plain, html }
+        DigestMessage { subject, plain, html, chart: chart.map(|(c, _)| c) }
     }
 }
 
@@ -215,6 +289,7 @@ mod tests {
     fn line(company: &str, action: &str, offer: &str) -> DigestLine {
         DigestLine {
             received: Some(at("2026-11-21T09:30:00Z")),
+            arrived: Some(at("2026-11-21T09:30:05Z")),
             company: company.into(),
             name: "Jana Novák".into(),
             action: action.into(),
@@ -241,6 +316,48 @@ mod tests {
         let m = DigestMessage::new(&period(), &[]);
         assert!(m.subject.contains("no new leads"));
         assert!(m.plain.contains("No new leads") && m.html.contains("No new leads"));
+        assert!(m.chart.is_none() && !m.html.contains("<img"), "nothing to draw");
+    }
+
+    #[test]
+    fn the_html_shows_the_chart_per_hour_with_its_numbers_in_words() {
+        let mut late = line("C", "Get it now", "X");
+        late.arrived = Some(at("2026-11-22T08:00:00Z")); // the period's last instant
+        let lines = [line("A", "Contact me", "X"), line("B", "Contact me", "Y"), late];
+        let m = DigestMessage::new(&period(), &lines);
+        let chart = m.chart.expect("a chart");
+        assert_eq!(chart.content_id, "chart-20261122T080000Z@marketplace-leads");
+        assert!(m.html.contains(&format!("<img src=\"cid:{}\" width=\"600\" height=\"", chart.content_id)), "{}", m.html);
+        assert!(
+            m.html.contains(
+                "alt=\"Leads per hour, 21 Nov 08:00 – 22 Nov 08:00 UTC, stacked by action: 3 in total (2 Contact me, 1 Get it now); the busiest hour was 09:00 with 2.\""
+            ),
+            "the bars add up to the leads, the last one clamped into the period's last hour: {}",
+            m.html
+        );
+        let (w, h) = png::png_size(&chart.png).expect("a PNG");
+        assert_eq!(w, 1200);
+        assert!(m.html.contains(&format!("height=\"{}\"", h / 2)));
+        assert!(!m.plain.contains("cid:"), "the plain part keeps its counts, no picture");
+    }
+
+    #[test]
+    fn a_week_is_drawn_per_day() {
+        let week = Period { start: at("2026-11-15T08:00:00Z"), ..period() };
+        let m = DigestMessage::new(&week, &[line("A", "Contact me", "X")]);
+        assert!(
+            m.html.contains("alt=\"Leads per day, 15 Nov 08:00 – 22 Nov 08:00 UTC, stacked by action: 1 in total (1 Contact me).\""),
+            "{}",
+            m.html
+        );
+    }
+
+    #[test]
+    fn a_hostile_action_label_is_escaped_in_the_alt_text_and_the_picture_still_draws() {
+        let lines = [line("A", "\"><script>alert(1)</script>\u{1}", "X")];
+        let m = DigestMessage::new(&period(), &lines);
+        assert!(m.chart.is_some());
+        assert!(!m.html.contains("<script") && m.html.contains("1 &quot;&gt;&lt;script&gt;"), "{}", m.html);
     }
 
     #[test]
@@ -258,7 +375,8 @@ mod tests {
         });
         let lead = Lead::from_payload(body.to_string().as_bytes()).unwrap().0;
         let m = DigestMessage::new(&period(), &[DigestLine::from_lead(&lead)]);
-        assert!(!m.html.contains("<script") && !m.html.contains("<img") && m.html.contains("&lt;script&gt;"), "{}", m.html);
+        assert!(!m.html.contains("<script") && !m.html.contains("<img src=x") && m.html.contains("&lt;script&gt;"), "{}", m.html);
+        assert_eq!(m.html.matches("<img").count(), 1, "the chart's alone: {}", m.html);
         assert!(!m.plain.lines().any(|l| l.starts_with("E-mail:") || l.starts_with("Phone:")), "{}", m.plain);
         assert!(!m.plain.contains('\u{2028}') && !m.plain.contains('\r'));
         assert!(!m.subject.contains("Acme"), "no customer text in the subject");

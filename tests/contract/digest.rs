@@ -43,27 +43,45 @@ struct Mail {
     plain: String,
     html: String,
     header_names: Vec<String>,
+    /// The MIME tree as types: the top, its parts, and the parts of a `multipart/related` one.
+    top_type: String,
+    alternatives: Vec<String>,
+    related: Vec<String>,
+    /// The inline image: its Content-ID (without brackets), disposition, and decoded body.
+    image: Option<(String, String, Vec<u8>)>,
 }
 
 fn parse(raw: &str) -> Mail {
     let m = mailparse::parse_mail(raw.as_bytes()).unwrap();
     let header =
         |name: &str| m.headers.iter().find(|h| h.get_key_ref().eq_ignore_ascii_case(name)).map(|h| h.get_value()).unwrap_or_default();
-    let (mut plain, mut html) = (String::new(), String::new());
+    let (mut plain, mut html, mut image) = (String::new(), String::new(), None);
     for part in m.subparts.iter().flat_map(|p| std::iter::once(p).chain(p.subparts.iter())) {
+        let part_header = |name: &str| {
+            part.headers.iter().find(|h| h.get_key_ref().eq_ignore_ascii_case(name)).map(|h| h.get_value()).unwrap_or_default()
+        };
         match part.ctype.mimetype.as_str() {
             // Mail travels with CRLF line ends.
             "text/plain" => plain = part.get_body().unwrap().replace("\r\n", "\n"),
             "text/html" => html = part.get_body().unwrap(),
+            "image/png" => {
+                let cid = part_header("content-id").trim().trim_start_matches('<').trim_end_matches('>').to_string();
+                image = Some((cid, part_header("content-disposition"), part.get_body_raw().unwrap()));
+            }
             _ => {}
         }
     }
+    let types = |parts: &[mailparse::ParsedMail]| parts.iter().map(|p| p.ctype.mimetype.clone()).collect::<Vec<_>>();
     Mail {
         subject: header("subject"),
         message_id: header("message-id"),
         plain,
         html,
         header_names: m.headers.iter().map(|h| h.get_key()).collect(),
+        top_type: m.ctype.mimetype.clone(),
+        alternatives: types(&m.subparts),
+        related: m.subparts.iter().find(|p| p.ctype.mimetype == "multipart/related").map(|p| types(&p.subparts)).unwrap_or_default(),
+        image,
     }
 }
 
@@ -121,6 +139,22 @@ async fn a_digest_counts_and_lists_both_routes_and_leaves_test_leads_out() {
         assert!(!m.plain.contains(absent) && !m.html.contains(absent), "{absent}: {}\n{}", m.plain, m.html);
     }
 
+    // The chart: text/plain beside multipart/related { the HTML, the PNG its <img> names }.
+    assert_eq!(m.top_type, "multipart/alternative");
+    assert_eq!(m.alternatives, ["text/plain", "multipart/related"], "the plain alternative is still there");
+    assert_eq!(m.related, ["text/html", "image/png"]);
+    let (cid, disposition, png) = m.image.as_ref().expect("an inline PNG");
+    assert!(cid.ends_with("@marketplace-leads") && disposition.starts_with("inline"), "{cid} {disposition}");
+    assert!(m.html.contains(&format!("<img src=\"cid:{cid}\" width=\"600\"")), "{}", m.html);
+    assert!(
+        m.html.contains("alt=\"Leads per hour, ") && m.html.contains("stacked by action: 4 in total (2 Contact me, 2 Get it now)"),
+        "{}",
+        m.html
+    );
+    let (width, height) = marketplace_leads::chart::png::png_size(png).expect("the body decodes to a PNG");
+    assert_eq!(width, 1200, "600 px at twice the density");
+    assert!(m.html.contains(&format!("height=\"{}\"", height / 2)), "{}", m.html);
+
     let state = digest_row(&table, tick).await;
     assert_eq!((state["State"].as_str(), state["Attempts"].as_u64(), state["Leads"].as_u64()), (Some("delivered"), Some(1), Some(4)));
 
@@ -139,6 +173,8 @@ async fn an_empty_period_says_no_new_leads() {
     assert_eq!(mails.len(), 1);
     assert!(mails[0].subject.starts_with("Marketplace leads digest: no new leads, "), "{}", mails[0].subject);
     assert!(mails[0].plain.contains("No new leads") && mails[0].html.contains("No new leads"));
+    assert_eq!(mails[0].alternatives, ["text/plain", "text/html"], "nothing to draw: no picture");
+    assert!(mails[0].image.is_none() && !mails[0].html.contains("<img"));
 }
 
 #[tokio::test]
@@ -251,9 +287,11 @@ async fn hostile_lead_text_is_escaped_in_the_digest() {
     assert!(m.plain.contains(&marker) && m.html.contains(&marker));
     assert!(!m.subject.contains(&marker) && !m.subject.contains('\n'), "no customer text in the subject: {}", m.subject);
     assert!(m.header_names.iter().all(|k| !k.eq_ignore_ascii_case("bcc")), "{:?}", m.header_names);
-    for bad in ["<script", "<img", "<b>"] {
+    for bad in ["<script", "<img src=x", "<b>"] {
         assert!(!m.html.contains(bad), "{bad}: {}", m.html);
     }
+    assert_eq!(m.html.matches("<img").count(), 1, "the chart's alone: {}", m.html);
+    assert!(m.image.is_some(), "the hostile offer cannot stop the chart");
     assert!(m.html.contains("&lt;script&gt;") && m.html.contains("&lt;b&gt;Bold&lt;/b&gt;"), "{}", m.html);
     for line in m.plain.lines() {
         let l = line.trim_start();

@@ -1,15 +1,16 @@
 //! What the digest e-mail says: a period's leads summarised (counts by offer and by action, and
 //! the inbox's chart of them as an inline PNG), then listed. Customer text reaches the bodies
-//! only, each value through `one_line` (plain text) or `html_escape` (HTML); the subject is made
+//! only, each value through `one_line` (plain text) or the template engine's escaping (HTML,
+//! `templates/digest_email.html`); the subject is made
 //! of counts and times alone, so no customer text can reach a header. The picture carries no
 //! customer text but action labels (see `chart::png`); when it cannot be drawn the digest goes
 //! without it.
 
 use std::collections::BTreeMap;
 
+use askama::Template;
 use chrono::{DateTime, Timelike, Utc};
 
-use super::message::html_escape;
 use crate::chart::buckets::TimeBuckets;
 use crate::chart::png::{self, Drawing};
 use crate::lead::{action_label, Lead};
@@ -84,10 +85,18 @@ pub struct InlineChart {
     pub png: Vec<u8>,
 }
 
+/// How the HTML shows the chart: `<img src="cid:…">` with its size and alt text.
+struct ChartImage {
+    content_id: String,
+    width: u32,
+    height: u32,
+    alt: String,
+}
+
 /// The period's leads per hour (a period of up to two days) or per day, stacked by action:
-/// the picture, the `<img>` that shows it, and its alt text. `None` when there is nothing to
-/// draw or drawing failed (logged without lead data).
-fn chart(period: &Period, lines: &[DigestLine]) -> Option<(InlineChart, String)> {
+/// the picture and how the HTML shows it. `None` when there is nothing to draw or drawing
+/// failed (logged without lead data).
+fn chart(period: &Period, lines: &[DigestLine]) -> Option<(InlineChart, ChartImage)> {
     if lines.is_empty() {
         return None;
     }
@@ -122,14 +131,8 @@ fn chart(period: &Period, lines: &[DigestLine]) -> Option<(InlineChart, String)>
     match png::render(&drawing) {
         Ok(picture) => {
             let content_id = format!("chart-{}@marketplace-leads", period.end.format("%Y%m%dT%H%M%SZ"));
-            let img = format!(
-                "<p><img src=\"cid:{content_id}\" width=\"{}\" height=\"{}\" alt=\"{}\" style=\"display:block;width:100%;max-width:{}px;height:auto;border:0\"></p>\n",
-                picture.width,
-                picture.height,
-                html_escape(&alt),
-                picture.width
-            );
-            Some((InlineChart { content_id, png: picture.bytes }, img))
+            let image = ChartImage { content_id: content_id.clone(), width: picture.width, height: picture.height, alt };
+            Some((InlineChart { content_id, png: picture.bytes }, image))
         }
         Err(error) => {
             tracing::warn!(%error, "digest: the chart could not be drawn; the digest goes without it");
@@ -224,49 +227,53 @@ impl DigestMessage {
         }
 
         let chart = chart(period, lines);
-        let th = "style=\"text-align:left;padding:4px 12px 4px 0;color:#555;font-weight:600\"";
-        let td = "style=\"padding:4px 12px 4px 0;vertical-align:top\"";
-        let count_rows = |rows: &[(usize, String)]| -> String {
-            rows.iter().map(|(c, k)| format!("<tr><td {td}>{c}</td><td {td}>{}</td></tr>\n", html_escape(k))).collect()
+        let (chart, image) = chart.unzip();
+        let email = DigestEmail {
+            subject: &subject,
+            covers: &covers,
+            notes: &notes,
+            how_many: capitalise(&how_many),
+            image,
+            by_offer: &by_offer,
+            by_action: &by_action,
+            listed: listed
+                .iter()
+                .map(|l| ListedLead { received: received(l), company: &l.company, name: &l.name, action: &l.action, offer: &l.offer })
+                .collect(),
+            more: n - listed.len(),
         };
-        let mut body = format!("<p>{}</p>\n", html_escape(&covers));
-        for note in &notes {
-            body.push_str(&format!(
-                "<p style=\"background:#fff4ce;border-left:4px solid #f2c811;padding:8px 12px\">{}</p>\n",
-                html_escape(note)
-            ));
-        }
-        if n == 0 {
-            body.push_str("<p><strong>No new leads</strong> in this period (Microsoft&#39;s test leads are not counted).</p>\n");
-        } else {
-            body.push_str(&format!(
-                "<p><strong>{}</strong> (Microsoft&#39;s test leads are not counted).</p>\n{}<h3>By offer</h3>\n<table style=\"border-collapse:collapse\">\n{}</table>\n<h3>By action</h3>\n<table style=\"border-collapse:collapse\">\n{}</table>\n<h3>Leads</h3>\n<table style=\"border-collapse:collapse\">\n<tr><th {th}>Received</th><th {th}>Company</th><th {th}>Name</th><th {th}>Action</th><th {th}>Offer</th></tr>\n",
-                html_escape(&capitalise(&how_many)),
-                chart.as_ref().map(|(_, img)| img.as_str()).unwrap_or_default(),
-                count_rows(&by_offer),
-                count_rows(&by_action)
-            ));
-            for l in listed {
-                body.push_str(&format!(
-                    "<tr><td {td}>{}</td><td {td}>{}</td><td {td}>{}</td><td {td}>{}</td><td {td}>{}</td></tr>\n",
-                    html_escape(&received(l)),
-                    html_escape(&l.company),
-                    html_escape(&l.name),
-                    html_escape(&l.action),
-                    html_escape(&l.offer)
-                ));
-            }
-            body.push_str("</table>\n");
-            if n > listed.len() {
-                body.push_str(&format!("<p>… and {} more: <code>handler leads list</code></p>\n", n - listed.len()));
-            }
-        }
-        let html = format!(
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body style=\"font-family:Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;color:#201f1e;max-width:800px\">\n<h2 style=\"font-size:18px;color:#0f6cbd\">{title}</h2>\n{body}</body></html>\n",
-            title = html_escape(&subject),
-        );
-        DigestMessage { subject, plain, html, chart: chart.map(|(c, _)| c) }
+        // Plain strings into a fixed template cannot fail to render; should it ever, the digest
+        // still goes, as its plain-text part alone.
+        let html = email.render().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the digest's HTML part could not be drawn");
+            String::new()
+        });
+        DigestMessage { subject, plain, html, chart }
     }
+}
+
+/// The digest's HTML part (`templates/digest_email.html`; askama escapes every value).
+#[derive(Template)]
+#[template(path = "digest_email.html")]
+struct DigestEmail<'a> {
+    subject: &'a str,
+    covers: &'a str,
+    notes: &'a [String],
+    how_many: String,
+    image: Option<ChartImage>,
+    by_offer: &'a [(usize, String)],
+    by_action: &'a [(usize, String)],
+    listed: Vec<ListedLead<'a>>,
+    /// Leads counted but not listed (past [`MAX_LISTED`]).
+    more: usize,
+}
+
+struct ListedLead<'a> {
+    received: String,
+    company: &'a str,
+    name: &'a str,
+    action: &'a str,
+    offer: &'a str,
 }
 
 fn capitalise(s: &str) -> String {
@@ -357,7 +364,7 @@ mod tests {
         let lines = [line("A", "\"><script>alert(1)</script>\u{1}", "X")];
         let m = DigestMessage::new(&period(), &lines);
         assert!(m.chart.is_some());
-        assert!(!m.html.contains("<script") && m.html.contains("1 &quot;&gt;&lt;script&gt;"), "{}", m.html);
+        assert!(!m.html.contains("<script") && m.html.contains("1 &#34;&#62;&#60;script&#62;"), "{}", m.html);
     }
 
     #[test]
@@ -375,7 +382,7 @@ mod tests {
         });
         let lead = Lead::from_payload(body.to_string().as_bytes()).unwrap().0;
         let m = DigestMessage::new(&period(), &[DigestLine::from_lead(&lead)]);
-        assert!(!m.html.contains("<script") && !m.html.contains("<img src=x") && m.html.contains("&lt;script&gt;"), "{}", m.html);
+        assert!(!m.html.contains("<script") && !m.html.contains("<img src=x") && m.html.contains("&#60;script&#62;"), "{}", m.html);
         assert_eq!(m.html.matches("<img").count(), 1, "the chart's alone: {}", m.html);
         assert!(!m.plain.lines().any(|l| l.starts_with("E-mail:") || l.starts_with("Phone:")), "{}", m.plain);
         assert!(!m.plain.contains('\u{2028}') && !m.plain.contains('\r'));

@@ -292,7 +292,7 @@ async fn hostile_lead_text_is_escaped_in_the_digest() {
     }
     assert_eq!(m.html.matches("<img").count(), 1, "the chart's alone: {}", m.html);
     assert!(m.image.is_some(), "the hostile offer cannot stop the chart");
-    assert!(m.html.contains("&lt;script&gt;") && m.html.contains("&lt;b&gt;Bold&lt;/b&gt;"), "{}", m.html);
+    assert!(m.html.contains("&#60;script&#62;") && m.html.contains("&#60;b&#62;Bold&#60;/b&#62;"), "{}", m.html);
     for line in m.plain.lines() {
         let l = line.trim_start();
         assert!(!l.starts_with("E-mail:") && !l.starts_with("Phone:") && !l.starts_with("Bcc:"), "a faked line: {line}");

@@ -159,7 +159,7 @@ async fn a_hostile_journey_is_escaped_in_every_channel() {
     let parts: Vec<(String, String)> = m.subparts.iter().map(|p| (p.ctype.mimetype.clone(), p.get_body().unwrap())).collect();
     let html = &parts.iter().find(|(t, _)| t == "text/html").unwrap().1;
     let plain = &parts.iter().find(|(t, _)| t == "text/plain").unwrap().1;
-    assert!(html.contains("Earlier leads from this customer") && html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{html}");
+    assert!(html.contains("Earlier leads from this customer") && html.contains("&#60;img src=x onerror=alert(1)&#62;"), "{html}");
     assert!(!html.contains("<img"));
     assert!(plain.contains("Returning customer, 2nd lead"));
     assert!(!plain.lines().any(|l| l.trim_start().starts_with("E-mail: attacker")), "{plain}");

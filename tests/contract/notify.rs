@@ -254,7 +254,7 @@ async fn hostile_lead_text_is_escaped_everywhere() {
     }
     let to = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("to")).unwrap().1.clone();
     assert!(!to.contains("evil"), "{to}");
-    assert!(!html.contains("<script>") && !html.contains("<img") && html.contains("&lt;script&gt;"), "{html}");
+    assert!(!html.contains("<script>") && !html.contains("<img") && html.contains("&#60;script&#62;"), "{html}");
     assert!(!html.contains("href"));
 
     let s = &slack.bodies()[0];

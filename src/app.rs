@@ -102,6 +102,7 @@ impl Application {
         if let Mode::Standalone { .. } = self.mode {
             tokio::spawn(notify_loop(self.state.notifier.clone(), self.schedule));
         }
+        tokio::spawn(drop_expired_inbox_days(Arc::downgrade(&self.inbox)));
         // The inbox sits beside the handler's own routes; it imports them, not the other way round.
         let router = app(self.state, &self.mode).merge(inbox::router(self.inbox));
         server::serve(self.listener, router, self.limits, shutdown_signal()).await.context("server error")
@@ -115,6 +116,19 @@ async fn notify_after_ingest(notifier: Arc<Notifier>, new_leads: Arc<NewLeads>) 
     loop {
         let keys = new_leads.take().await;
         notifier.deliver_new(keys).await;
+    }
+}
+
+/// The inbox's held days leave memory once past their age, even when no page asks again (an
+/// idle instance would otherwise keep rows a forget elsewhere removed). Ends with the inbox.
+async fn drop_expired_inbox_days(inbox: std::sync::Weak<Inbox>) {
+    let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every_minute.tick().await;
+        match inbox.upgrade() {
+            Some(inbox) => inbox.days.drop_expired(),
+            None => return,
+        }
     }
 }
 

@@ -38,8 +38,6 @@ pub(super) async fn send_again(State(inbox): Shared, headers: HeaderMap, body: B
     };
     tracing::info!(partition_key = %pk, row_key = %rk, channel = channel.name(), "inbox: send again");
     let outcome = data::send_again(&inbox.app.store, &inbox.app.notifier, &pk, &rk, channel, &a.viewer.name, inbox.clock.now()).await;
-    // Whatever came of it, the row may have changed: its day is read again on the next page.
-    inbox.days.changed(&pk);
     let (status, lines) = match outcome {
         Ok(LeadOutcome::Done(t)) if t.delivered > 0 => {
             (StatusCode::OK, vec![format!("{channel} delivered the lead again, with the same notification id.")])

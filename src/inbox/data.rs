@@ -16,6 +16,7 @@ use crate::lead::{date_of_partition_key, Lead};
 use crate::notify::deliver::LeadOutcome;
 use crate::notify::journey::Journey;
 use crate::notify::lead_state::{self, column, notification_id, ChannelRecord, Column, LEASE_COLUMN};
+use crate::notify::notify_table::NotifyTable;
 use crate::notify::Notifier;
 use crate::store::{SharedTable, StoreError};
 use crate::tools::forget::{self, ForgetPlan, Report};
@@ -283,7 +284,7 @@ pub enum SendAgainError {
 
 /// Puts one channel of one lead back to pending with the same notification id (so receivers
 /// de-duplicate), records who asked and when, then delivers the lead now through the notifier's
-/// one unit of work.
+/// one unit of work, and moves the "leads changed" marker so held copies are read again.
 pub async fn send_again(
     store: &SharedTable,
     notifier: &Notifier,
@@ -307,7 +308,12 @@ pub async fn send_again(
         Err(StoreError::NotFound) => return Err(SendAgainError::Gone),
         Err(e) => return Err(e.into()),
     }
-    Ok(notifier.deliver_lead(pk, rk).await?)
+    let outcome = notifier.deliver_lead(pk, rk).await;
+    // Told after the delivery's own writes, so every instance's next page shows the new state.
+    if let Err(e) = NotifyTable::beside(store).mark_leads_changed(now).await {
+        tracing::warn!(error = %e, partition_key = %pk, row_key = %rk, "inbox: could not mark the change; older days may show the old state for two minutes");
+    }
+    Ok(outcome?)
 }
 
 /// Why forget could not be planned from a lead.

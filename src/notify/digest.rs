@@ -288,7 +288,13 @@ impl Digest {
         for to in &self.to {
             builder = builder.to(to.clone());
         }
-        match builder.multipart(body(message)) {
+        // An HTML part that could not be drawn is left out, not sent empty (a blank mail).
+        let built = if message.html.is_empty() {
+            builder.singlepart(SinglePart::plain(message.plain.clone()))
+        } else {
+            builder.multipart(body(message))
+        };
+        match built {
             Ok(email) => deliver(&self.transport, email).await,
             Err(e) => SendOutcome::Permanent(DeliveryError::new(format!("could not build the digest: {e}"))),
         }

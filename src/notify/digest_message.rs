@@ -243,7 +243,7 @@ impl DigestMessage {
             more: n - listed.len(),
         };
         // Plain strings into a fixed template cannot fail to render; should it ever, the digest
-        // still goes, as its plain-text part alone.
+        // still goes, as its plain-text part alone (the sender leaves an empty HTML part out).
         let html = email.render().unwrap_or_else(|e| {
             tracing::error!(error = %e, "the digest's HTML part could not be drawn");
             String::new()

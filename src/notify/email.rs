@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
@@ -38,7 +38,14 @@ impl EmailChannel {
         for to in &self.to {
             builder = builder.to(to.clone());
         }
-        let email = match builder.multipart(MultiPart::alternative_plain_html(msg.plain_text(), msg.html())) {
+        let (text, html) = (msg.plain_text(), msg.html());
+        // An HTML part that could not be drawn is left out, not sent empty (a blank mail).
+        let built = if html.is_empty() {
+            builder.singlepart(SinglePart::plain(text))
+        } else {
+            builder.multipart(MultiPart::alternative_plain_html(text, html))
+        };
+        let email = match built {
             Ok(m) => m,
             Err(e) => return SendOutcome::Permanent(DeliveryError::new(format!("could not build the message: {e}"))),
         };

@@ -276,13 +276,13 @@ async fn retention_keeps_a_lead_whose_send_is_still_due() {
     assert_eq!(report.retention_kept_pending, 1);
     assert!(world.row(&key).await.is_some());
     let state = NotifyTable::beside(&world.shared());
-    assert_eq!(state.leads_removed_version().await.unwrap(), None, "nothing removed, nothing said");
+    assert_eq!(state.leads_changed_version().await.unwrap(), None, "nothing removed, nothing said");
     // Past the give-up limit nothing will send it: it goes, and the inbox is told.
     world.clock.advance(Duration::days(40));
     let broken = Registry::new(std::time::Duration::from_secs(5)).with_misconfigured(ChannelId::Webhook);
     let report = world.notifier(&[("LEADS_RETENTION_DAYS", "1")], broken).run_once().await;
     assert_eq!(report.retention_deleted, 1);
-    assert!(state.leads_removed_version().await.unwrap().is_some(), "the removal marker moved");
+    assert!(state.leads_changed_version().await.unwrap().is_some(), "the marker moved");
 }
 
 #[tokio::test]

@@ -178,7 +178,7 @@ impl LeadMessage {
             row_key: &self.row_key,
         };
         // Rendering plain strings into a fixed template cannot fail; should it ever, the e-mail
-        // still goes, as its plain-text part alone.
+        // still goes, as its plain-text part alone (the sender leaves an empty HTML part out).
         email.render().unwrap_or_else(|e| {
             tracing::error!(error = %e, "the lead e-mail's HTML part could not be drawn");
             String::new()

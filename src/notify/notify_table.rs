@@ -1,6 +1,7 @@
 //! The notifier's own small table beside the lead table, `<LEADS_TABLE>Notify`, and everything
 //! read from or written to it: the fast path's date cursor, the sweep's cursor, retention's last
-//! run, the "leads removed" marker (moved by forget and retention, read by the inbox's cache),
+//! run, the "leads changed" marker (moved by forget, retention and the inbox's "send again"; read
+//! by the inbox's cache),
 //! and one row per digest period. Row keys, column names and filters exist only here.
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -14,7 +15,7 @@ const CURSOR_PK: &str = "cursor";
 const DATE_CURSOR_RK: &str = "scan-from";
 const SWEEP_RK: &str = "sweep";
 const RETENTION_RK: &str = "retention";
-const LEADS_REMOVED_RK: &str = "leads-removed";
+const LEADS_CHANGED_RK: &str = "leads-changed";
 /// The digest rows' partition.
 pub const DIGEST_PK: &str = "digest";
 
@@ -170,19 +171,20 @@ impl NotifyTable {
         self.table.upsert(&e).await
     }
 
-    /// Says that lead rows were deleted or redacted (forget, retention), for whoever keeps copies
-    /// of them: the inbox drops its cached days when the marker moves. Written after the rows
-    /// changed, so a reader that sees the new marker reads the rows as they are now.
-    pub async fn mark_leads_removed(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut e = cursor_row(LEADS_REMOVED_RK);
-        put_datetime(&mut e, "LastRemoval", at);
+    /// Says that lead rows were deleted, redacted or sent again by hand (forget, retention, the
+    /// inbox), for whoever keeps copies of them: the inbox drops its held days when the marker
+    /// moves. Written after the rows changed, so a reader that sees the new marker reads the rows
+    /// as they are now.
+    pub async fn mark_leads_changed(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut e = cursor_row(LEADS_CHANGED_RK);
+        put_datetime(&mut e, "LastChange", at);
         self.table.upsert(&e).await
     }
 
-    /// The marker's version (its ETag): it changes with every [`mark_leads_removed`](Self::mark_leads_removed);
-    /// `None` while nothing was ever removed.
-    pub async fn leads_removed_version(&self) -> Result<Option<String>, StoreError> {
-        Ok(self.table.get(CURSOR_PK, LEADS_REMOVED_RK).await?.map(|(_, etag)| etag))
+    /// The marker's version (its ETag): it changes with every
+    /// [`mark_leads_changed`](Self::mark_leads_changed); `None` while nothing was ever marked.
+    pub async fn leads_changed_version(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.table.get(CURSOR_PK, LEADS_CHANGED_RK).await?.map(|(_, etag)| etag))
     }
 
     /// Digest rows ending at or after `since` that are at or after `recent`, or still pending:

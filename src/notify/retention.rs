@@ -31,7 +31,7 @@ use super::notify_table::NotifyTable;
 use super::report::PollReport;
 use crate::channel_id::ChannelId;
 use crate::clock::Clock;
-use crate::entity::{get_datetime, get_str};
+use crate::entity::{get_datetime, get_str, Entity};
 use crate::lead::Lead;
 use crate::settings::Settings;
 use crate::store::{Filter, Op, Pages, Query, SharedTable, StoreError};
@@ -104,41 +104,18 @@ impl Retention {
         } else {
             None
         };
-        let give_up = chrono::TimeDelta::days(MAX_PENDING_DAYS);
         let mut rows_read = 0usize;
         let mut pages = self.discovery.every_row(None);
         while let Some(page) = pages.next(&**self.discovery.leads()).await? {
             rows_read += page.len();
-            let deleted_before_page = report.retention_deleted;
-            for row in page {
-                let written = get_datetime(&row, "Timestamp");
-                let old = arrival(&row).is_some_and(|t| t < cutoff) && written.is_none_or(|w| w < cutoff);
-                if !old {
-                    continue;
-                }
-                if listed_until.is_some_and(|listed| arrival(&row).is_none_or(|t| t > listed)) {
-                    report.retention_kept_for_digest += 1;
-                    continue;
-                }
-                if will_be_sent(&row, &self.watched, now, give_up) {
-                    report.retention_kept_pending += 1;
-                    continue;
-                }
-                let (pk, rk) = key_of(&row);
-                // The lead first, then its entry: a crash in between leaves an orphan entry,
-                // which the index pass below finds on the next day's run.
-                if self.leads.remove(&pk, &rk).await? {
-                    report.retention_deleted += 1;
-                }
-                if let Some(customer) = Lead::from_entity(&row).customer_id() {
-                    if self.index.table().remove(customer.as_str(), &notification_id(&pk, &rk)).await? {
-                        report.retention_index_deleted += 1;
-                    }
-                }
+            let mut attempted = false;
+            let deleted = self.delete_old_rows(page, cutoff, listed_until, now, &mut attempted, report).await;
+            // Told whenever a delete was tried, also one that failed half-way or found its row
+            // gone (a retried delete whose first attempt landed): copies must not outlive rows.
+            if attempted {
+                self.state.mark_leads_changed(now).await?;
             }
-            if report.retention_deleted > deleted_before_page {
-                self.state.mark_leads_removed(now).await?;
-            }
+            deleted?;
         }
         self.delete_orphan_entries(cutoff, report).await?;
         self.state.set_retention_last_run(now).await?;
@@ -151,6 +128,48 @@ impl Retention {
             kept_for_the_digest = report.retention_kept_for_digest,
             "retention: deleted leads older than LEADS_RETENTION_DAYS"
         );
+        Ok(())
+    }
+
+    /// Deletes the rows of one page that nothing needs any more; `attempted` says whether a
+    /// delete was tried.
+    async fn delete_old_rows(
+        &self,
+        page: Vec<Entity>,
+        cutoff: DateTime<Utc>,
+        listed_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        attempted: &mut bool,
+        report: &mut PollReport,
+    ) -> Result<(), StoreError> {
+        let give_up = chrono::TimeDelta::days(MAX_PENDING_DAYS);
+        for row in page {
+            let written = get_datetime(&row, "Timestamp");
+            let old = arrival(&row).is_some_and(|t| t < cutoff) && written.is_none_or(|w| w < cutoff);
+            if !old {
+                continue;
+            }
+            if listed_until.is_some_and(|listed| arrival(&row).is_none_or(|t| t > listed)) {
+                report.retention_kept_for_digest += 1;
+                continue;
+            }
+            if will_be_sent(&row, &self.watched, now, give_up) {
+                report.retention_kept_pending += 1;
+                continue;
+            }
+            let (pk, rk) = key_of(&row);
+            // The lead first, then its entry: a crash in between leaves an orphan entry, which
+            // the index pass finds on the next day's run.
+            *attempted = true;
+            if self.leads.remove(&pk, &rk).await? {
+                report.retention_deleted += 1;
+            }
+            if let Some(customer) = Lead::from_entity(&row).customer_id() {
+                if self.index.table().remove(customer.as_str(), &notification_id(&pk, &rk)).await? {
+                    report.retention_index_deleted += 1;
+                }
+            }
+        }
         Ok(())
     }
 

@@ -82,17 +82,17 @@ fn pending_entry(customer: &CustomerId, pk: &str, rk: &str) -> Entity {
     e
 }
 
-/// Does what `plan` lists, re-reading every row first (a run after a crash, or a row changed
-/// since, is handled by what the row is now). `crm`: the CRMs to reach, if any are set here.
-pub async fn execute(leads: &SharedTable, plan: &ForgetPlan, crm: Option<&CrmAccess<'_>>) -> Result<Report, StoreError> {
-    let mut report = Report::default();
-    let address = plan.address.as_str();
+/// Step 1 of [`execute`]: each planned lead row deleted or redacted, judged on what it holds
+/// now. A deleted lead's index entry is marked first (`keep_entries`: a CRM is to be reached), so
+/// the CRM step (or a later run) still knows its notification id once the row is gone.
+async fn remove_lead_rows(
+    leads: &SharedTable,
+    plan: &ForgetPlan,
+    keep_entries: bool,
+    deleted_ids: &mut HashSet<String>,
+    report: &mut Report,
+) -> Result<(), StoreError> {
     let journey = Journey::new(leads);
-    let crm = crm.filter(|c| c.any());
-
-    // 1. Lead rows. A deleted lead's index entry is marked first, so the CRM step below (or a
-    //    later run) still knows its notification id once the row is gone.
-    let mut deleted_ids = HashSet::new();
     for row in &plan.rows {
         let (pk, rk) = (row.partition_key.as_str(), row.row_key.as_str());
         let Some((current, _)) = leads.get(pk, rk).await? else {
@@ -101,10 +101,10 @@ pub async fn execute(leads: &SharedTable, plan: &ForgetPlan, crm: Option<&CrmAcc
             }
             continue;
         };
-        match judge(&current, address) {
+        match judge(&current, plan.address.as_str()) {
             Verdict::Keep => {}
             Verdict::Delete => {
-                if crm.is_some() {
+                if keep_entries {
                     journey.table().upsert(&pending_entry(&plan.customer, pk, rk)).await?;
                 }
                 leads.remove(pk, rk).await?;
@@ -118,12 +118,24 @@ pub async fn execute(leads: &SharedTable, plan: &ForgetPlan, crm: Option<&CrmAcc
             },
         }
     }
+    Ok(())
+}
 
-    // Told once the lead rows are as they will stay, so a copy made from now on is right (also
-    // when an earlier, interrupted run already removed them all and this one found nothing).
-    if !plan.rows.is_empty() {
-        NotifyTable::beside(leads).mark_leads_removed(chrono::Utc::now()).await?;
-    }
+/// Does what `plan` lists, re-reading every row first (a run after a crash, or a row changed
+/// since, is handled by what the row is now). `crm`: the CRMs to reach, if any are set here.
+pub async fn execute(leads: &SharedTable, plan: &ForgetPlan, crm: Option<&CrmAccess<'_>>) -> Result<Report, StoreError> {
+    let mut report = Report::default();
+    let address = plan.address.as_str();
+    let journey = Journey::new(leads);
+    let crm = crm.filter(|c| c.any());
+
+    // 1. Lead rows. Then copies are told (the inbox's held days), always: also when this step
+    //    failed half-way, and when an earlier, interrupted run already removed every row.
+    let mut deleted_ids = HashSet::new();
+    let rows = remove_lead_rows(leads, plan, crm.is_some(), &mut deleted_ids, &mut report).await;
+    let told = NotifyTable::beside(leads).mark_leads_changed(chrono::Utc::now()).await;
+    rows?;
+    told?;
 
     // 2. The journey index under this customer's key (and the old key, which may have merged
     //    look-alike addresses): this customer's entries go, after their CRM records; other

@@ -167,15 +167,23 @@ fn app_settings_are_what_the_binary_reads() {
     assert!(out.status.success());
     let binary: BTreeSet<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
     // Read by the platform, not by the binary.
-    let platform: BTreeSet<String> = [
-        "APPLICATIONINSIGHTS_CONNECTION_STRING",
-        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
-        // App Service authentication's: the identity that signs its client assertion, the tenants it lets in.
-        "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID",
-        "WEBSITE_AUTH_AAD_ALLOWED_TENANTS",
-    ]
-    .map(String::from)
-    .into();
+    // App Service authentication's: the identity that signs its client assertion, the tenants it lets in.
+    let app_service_auth = ["OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID", "WEBSITE_AUTH_AAD_ALLOWED_TENANTS"];
+    let platform: BTreeSet<String> = ["APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
+        .into_iter()
+        .chain(app_service_auth)
+        .map(String::from)
+        .collect();
+    // The README's settings table lists them too (the docs test covers what the binary reads),
+    // saying who reads them.
+    let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).unwrap();
+    for name in app_service_auth {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{name}` | ")))
+            .unwrap_or_else(|| panic!("README settings table lacks {name}"));
+        assert!(row.contains("Set by the template for App Service authentication, not read by the handler"), "{row}");
+    }
     // Read by the binary, deliberately not set by the template: connection strings (keyless
     // deployment), the separate lead account (the app's own account holds the table), the
     // serve-mode key and the port the host sets.

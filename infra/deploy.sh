@@ -3,8 +3,10 @@
 # the LeadIngest URL (with its function key) to paste into Partner Center. Idempotent: ARM
 # deployments are declarative, the resource group create is a no-op when it exists, the package is
 # byte-identical for the same binary, and role assignments are only created when missing. With
-# --inbox, the Microsoft Entra app registration is found again by its identifier URI, and its
-# enterprise application, federated credential and your role are only created when missing.
+# --inbox, the Microsoft Entra app registration is found again by its identifier URI (its redirect
+# URI set again), its enterprise application, federated credential and your role are only created
+# when missing, and a federated credential trusting another identity (a re-created resource group)
+# is pointed at this app's.
 #
 # Written for bash 3.2 (macOS's /bin/bash) too: no associative arrays, no case conversion in
 # expansions, no mapfile, and arrays that may be empty are expanded as ${a[@]+"${a[@]}"} because
@@ -30,10 +32,13 @@ Usage: infra/deploy.sh --resource-group NAME [options]
   --inbox                   set up the lead inbox's sign-in: create (or reuse) the Microsoft Entra app
                             registration with roles Leads.Read and Leads.Manage, keyless through the
                             app's identity, turn on App Service authentication (LeadIngest excluded)
-                            and give you Leads.Manage. Needs the right to register applications.
+                            and give you Leads.Manage. Needs the right to register applications
+                            (and a tenant whose policy allows the registration's identifier URI).
                             Pass it on every run: without it the inbox is shut again
   --skip-build              reuse target/x86_64-unknown-linux-musl/release/handler
-  --what-if                 print every step without changing anything (no Azure login needed)
+  --what-if                 print every step without changing anything (no Azure login needed; when
+                            logged in, Azure's what-if of the template too, and --inbox looks up
+                            the registration, reading only, to give it the client id)
   -h, --help                this help
 
 Needs: az (logged in with `az login`), rustup + cargo, musl-tools (musl-gcc), python3.
@@ -118,10 +123,12 @@ entra() {
   done
 }
 
-# One output of the deployment (what-if: the --app-name given, or a placeholder naming the output).
+# One output of the deployment (what-if: the app's name when known, from --app-name or, with a
+# logged-in az and --inbox, the last deployment; else a placeholder naming the output).
+KNOWN_APP="$APP_NAME"
 output() {
   if [ "$WHAT_IF" = 1 ]; then
-    if [ "$1" = functionAppName ] && [ -n "$APP_NAME" ]; then echo "$APP_NAME"; else echo "OUTPUT:$1"; fi
+    if [ "$1" = functionAppName ] && [ -n "$KNOWN_APP" ]; then echo "$KNOWN_APP"; else echo "OUTPUT:$1"; fi
   else
     "$AZ" deployment group show --resource-group "$GROUP" --name "$DEPLOYMENT" --query "properties.outputs.$1.value" --output tsv
   fi
@@ -190,18 +197,32 @@ step az group create --name "$GROUP" --location "$LOCATION" --output none
 # On a re-run it exists: its client id goes into this deployment, so one deployment does it all.
 # On the first run the app's name (and host, for the redirect URI) is known only after the
 # deployment, so the registration is made then and the template deployed a second time.
+# --what-if with a logged-in az looks it up too (these calls only read): the template's what-if
+# then gets the client id a real run would pass, instead of previewing the inbox being shut.
+AZ_READY=0
+if [ "$WHAT_IF" = 1 ] && command -v "$AZ" >/dev/null 2>&1 && "$AZ" account show >/dev/null 2>&1; then
+  AZ_READY=1
+fi
 INBOX_CLIENT_ID="" TENANT=""
 inbox_identifier_uri() { echo "api://$TENANT/marketplace-leads-$1"; }
 if [ "$INBOX" = 1 ]; then
-  ask TENANT "OUTPUT:tenant-id" az account show --query tenantId --output tsv
-  KNOWN_APP="$APP_NAME"
-  if [ -z "$KNOWN_APP" ] && [ "$WHAT_IF" = 0 ]; then
-    KNOWN_APP="$("$AZ" deployment group show --resource-group "$GROUP" --name "$DEPLOYMENT" \
-      --query properties.outputs.functionAppName.value --output tsv 2>/dev/null || true)"
-  fi
-  if [ -n "$KNOWN_APP" ]; then
-    ask INBOX_CLIENT_ID "" az ad app list --identifier-uri "$(inbox_identifier_uri "$KNOWN_APP")" --query "[0].appId" --output tsv \
-      || INBOX_CLIENT_ID=""
+  if [ "$WHAT_IF" = 0 ] || [ "$AZ_READY" = 1 ]; then
+    TENANT="$("$AZ" account show --query tenantId --output tsv)"
+    if [ -z "$KNOWN_APP" ]; then
+      KNOWN_APP="$("$AZ" deployment group show --resource-group "$GROUP" --name "$DEPLOYMENT" \
+        --query properties.outputs.functionAppName.value --output tsv 2>/dev/null || true)"
+    fi
+    if [ -n "$KNOWN_APP" ]; then
+      INBOX_CLIENT_ID="$("$AZ" ad app list --identifier-uri "$(inbox_identifier_uri "$KNOWN_APP")" --query "[0].appId" --output tsv || true)"
+    fi
+    if [ "$WHAT_IF" = 1 ] && [ -n "$INBOX_CLIENT_ID" ]; then
+      echo "the inbox's app registration exists (client id $INBOX_CLIENT_ID): the what-if keeps its sign-in"
+    elif [ "$WHAT_IF" = 1 ]; then
+      echo "no app registration for the inbox exists yet (none with the identifier URI api://$TENANT/marketplace-leads-${KNOWN_APP:-<app>}): the first real run creates it; until then the what-if shows INBOX_AUTH and INBOX_TENANT_ID empty"
+    fi
+  else
+    ask TENANT "OUTPUT:tenant-id" az account show --query tenantId --output tsv
+    [ -z "$APP_NAME" ] || step az ad app list --identifier-uri "$(inbox_identifier_uri "$APP_NAME")" --query "[0].appId" --output tsv
   fi
   [ -z "$INBOX_CLIENT_ID" ] || PARAM_ARGS+=(--parameters "inboxClientId=$INBOX_CLIENT_ID")
 fi
@@ -230,7 +251,7 @@ deleted_vault_hint() {
 MSG
 }
 [ -z "$DELETED_VAULTS" ] || deleted_vault_hint
-if [ "$WHAT_IF" = 1 ] && command -v "$AZ" >/dev/null 2>&1 && "$AZ" account show >/dev/null 2>&1; then
+if [ "$AZ_READY" = 1 ]; then
   "$AZ" deployment group what-if --resource-group "$GROUP" --template-file "$TEMPLATE" \
     ${PARAM_ARGS[@]+"${PARAM_ARGS[@]}"} || true
 fi
@@ -297,32 +318,54 @@ fi
 
 # 6. Optional: the lead inbox's sign-in. A failure here leaves the rest deployed (LeadIngest works,
 # the inbox stays shut) and is reported at the end with a non-zero exit.
-inbox_refused() { # what could not be done
+inbox_refused() { # what could not be done [the identifier URI, when that was being set]
+  if [ -n "${2:-}" ]; then
+    cat >&2 <<MSG
+error: could not $1 in Microsoft Entra ID: the Azure CLI's answer above is the cause. Usually either
+  - no right to register applications: the tenant's default "Users can register applications", or the
+    Application Developer role (Cloud Application Administrator for a registration someone else owns); or
+  - a tenant app-management policy on identifier URIs refusing $2
+    (nonDefaultUriAddition allows only api://<client id> and api://<tenant>/<client id>): ask an administrator.
+MSG
+  else
+    cat >&2 <<MSG
+error: could not $1 in Microsoft Entra ID: the Azure CLI's answer above is the cause, usually no
+  right to register applications: the tenant's default "Users can register applications", or the
+  Application Developer role (Cloud Application Administrator for a registration someone else owns).
+MSG
+  fi
   cat >&2 <<MSG
-error: could not $1 in Microsoft Entra ID (the Azure CLI's message is above).
-  Setting up the inbox's sign-in needs the right to register applications in the tenant: the
-  tenant's default "Users can register applications", or the Application Developer role (or
-  Cloud Application Administrator for a registration someone else owns). Everything else is
-  deployed and LeadIngest works; the inbox stays shut. Ask an administrator for the role and run
-  this script again with --inbox, or run it without --inbox.
+  Everything else is deployed and LeadIngest works; the inbox stays shut. Run this script again with
+  --inbox once that is solved, or without --inbox.
 MSG
 }
 setup_inbox() {
-  local uri callback roles sp fic_count me assigned principal
+  local uri callback roles found sp fic fic_subject me assigned principal
   uri="$(inbox_identifier_uri "$APP")"
   callback="https://$HOST/.auth/login/aad/callback"
   roles='[{"id":"'"$LEADS_READ_ROLE"'","value":"Leads.Read","displayName":"Leads.Read","description":"Look at the lead inbox","allowedMemberTypes":["User"],"isEnabled":true},{"id":"'"$LEADS_MANAGE_ROLE"'","value":"Leads.Manage","displayName":"Leads.Manage","description":"Look at the lead inbox, send a notification again, forget a customer","allowedMemberTypes":["User"],"isEnabled":true}]'
-  # The registration: single tenant, the app's callback, ID tokens, the two app roles.
-  ask INBOX_APP_ID "OUTPUT:inbox-client-id" az ad app list --identifier-uri "$uri" --query "[0].appId" --output tsv \
+  # The registration: single tenant, the app's callback, ID tokens, the two app roles. In
+  # --what-if mode whether it exists is known only from the lookup before the deployment (a
+  # logged-in az); otherwise both ways are printed.
+  ask found "${INBOX_CLIENT_ID:-OUTPUT:inbox-client-id}" az ad app list --identifier-uri "$uri" --query "[0].appId" --output tsv \
     || { inbox_refused "look up the inbox's app registration"; return 1; }
-  if [ -z "$INBOX_APP_ID" ] || [ "$WHAT_IF" = 1 ]; then
+  INBOX_APP_ID="$found"
+  [ "$WHAT_IF" = 0 ] || [ -n "$INBOX_CLIENT_ID" ] || found=""
+  if [ -z "$found" ]; then
     [ "$WHAT_IF" = 0 ] || echo "would create the registration when none has the identifier URI $uri:"
     ask INBOX_APP_ID "OUTPUT:inbox-client-id" az ad app create --display-name "Marketplace leads inbox ($APP)" \
       --sign-in-audience AzureADMyOrg --identifier-uris "$uri" --web-redirect-uris "$callback" \
       --enable-id-token-issuance true --app-roles "$roles" --query appId --output tsv \
-      || { inbox_refused "create the inbox's app registration"; return 1; }
+      || { inbox_refused "create the inbox's app registration" "$uri"; return 1; }
   fi
   [ -n "$INBOX_APP_ID" ] || { inbox_refused "create the inbox's app registration (no client id came back)"; return 1; }
+  # An existing registration gets the callback again on every run (the same value changes nothing;
+  # the app's host name is the one the deployment reports now) and keeps ID tokens on.
+  if [ -n "$found" ] || [ "$WHAT_IF" = 1 ]; then
+    [ "$WHAT_IF" = 0 ] || [ -n "$found" ] || echo "or, when it exists, set its redirect URI and ID tokens:"
+    step az ad app update --id "$INBOX_APP_ID" --web-redirect-uris "$callback" --enable-id-token-issuance true \
+      || { inbox_refused "set the redirect URI of the inbox's app registration"; return 1; }
+  fi
   # Its enterprise application: only people (or groups) holding a role may sign in at all.
   ask sp "OUTPUT:inbox-sp-id" az ad sp list --filter "appId eq '$INBOX_APP_ID'" --query "[0].id" --output tsv \
     || { inbox_refused "look up the inbox's enterprise application"; return 1; }
@@ -334,15 +377,30 @@ setup_inbox() {
   INBOX_SP_ID="$sp"
   entra ad sp update --id "$sp" --set appRoleAssignmentRequired=true \
     || { inbox_refused "require role assignment on the enterprise application"; return 1; }
-  # Keyless: the app's identity may sign the client assertion (federated identity credential).
+  # Keyless: the app's identity may sign the client assertion (federated identity credential). The
+  # credential must name this identity: a resource group re-created under the same app name keeps
+  # the registration (same identifier URI) but gets a new identity, so one that trusts another
+  # subject is pointed at this one.
   principal="$(output identityPrincipalId)" && [ -n "$principal" ] \
     || { echo "error: the deployment has no identityPrincipalId output" >&2; return 1; }
-  ask fic_count 0 az ad app federated-credential list --id "$INBOX_APP_ID" --query "length([?name=='function-app-identity'])" --output tsv \
+  fic='"issuer":"'"https://login.microsoftonline.com/$TENANT/v2.0"'","subject":"'"$principal"'","audiences":["api://AzureADTokenExchange"],"description":"The Function App'"'"'s managed identity signs App Service authentication'"'"'s client assertion"'
+  ask fic_subject "" az ad app federated-credential list --id "$INBOX_APP_ID" \
+    --query "[?name=='function-app-identity'].subject | [0]" --output tsv \
     || { inbox_refused "read the registration's federated credentials"; return 1; }
-  if [ "${fic_count:-0}" = 0 ]; then
-    entra ad app federated-credential create --id "$INBOX_APP_ID" --parameters \
-      '{"name":"function-app-identity","issuer":"'"https://login.microsoftonline.com/$TENANT/v2.0"'","subject":"'"$principal"'","audiences":["api://AzureADTokenExchange"],"description":"The Function App'"'"'s managed identity signs App Service authentication'"'"'s client assertion"}' \
+  if [ -z "$fic_subject" ]; then
+    [ "$WHAT_IF" = 0 ] || echo "would add the federated credential when the registration has none named function-app-identity:"
+    entra ad app federated-credential create --id "$INBOX_APP_ID" --parameters '{"name":"function-app-identity",'"$fic"'}' \
       --output none || { inbox_refused "add the federated credential for the app's identity"; return 1; }
+  fi
+  if [ "$WHAT_IF" = 1 ] || { [ -n "$fic_subject" ] && [ "$fic_subject" != "$principal" ]; }; then
+    if [ "$WHAT_IF" = 1 ]; then
+      echo "or, when it has one trusting another identity (the resource group re-created), point it at this identity:"
+    else
+      echo "the federated credential function-app-identity trusts $fic_subject, not this app's identity $principal (a re-created resource group?): pointing it at $principal" >&2
+    fi
+    step az ad app federated-credential update --id "$INBOX_APP_ID" --federated-credential-id function-app-identity \
+      --parameters "{$fic}" --output none \
+      || { inbox_refused "point the federated credential at the app's identity"; return 1; }
   fi
   # The template again, now with the client id (only when it was not in the first deployment).
   if [ "$INBOX_APP_ID" != "$INBOX_CLIENT_ID" ]; then

@@ -167,15 +167,23 @@ fn app_settings_are_what_the_binary_reads() {
     assert!(out.status.success());
     let binary: BTreeSet<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
     // Read by the platform, not by the binary.
-    let platform: BTreeSet<String> = [
-        "APPLICATIONINSIGHTS_CONNECTION_STRING",
-        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
-        // App Service authentication's: the identity that signs its client assertion, the tenants it lets in.
-        "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID",
-        "WEBSITE_AUTH_AAD_ALLOWED_TENANTS",
-    ]
-    .map(String::from)
-    .into();
+    // App Service authentication's: the identity that signs its client assertion, the tenants it lets in.
+    let app_service_auth = ["OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID", "WEBSITE_AUTH_AAD_ALLOWED_TENANTS"];
+    let platform: BTreeSet<String> = ["APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
+        .into_iter()
+        .chain(app_service_auth)
+        .map(String::from)
+        .collect();
+    // The README's settings table lists them too (the docs test covers what the binary reads),
+    // saying who reads them.
+    let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).unwrap();
+    for name in app_service_auth {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{name}` | ")))
+            .unwrap_or_else(|| panic!("README settings table lacks {name}"));
+        assert!(row.contains("Set by the template for App Service authentication, not read by the handler"), "{row}");
+    }
     // Read by the binary, deliberately not set by the template: connection strings (keyless
     // deployment), the separate lead account (the app's own account holds the table), the
     // serve-mode key and the port the host sets.
@@ -652,6 +660,8 @@ fn deploy_dry_run_needs_no_azure_with_and_without_each_option() {
                 "--set appRoleAssignmentRequired=true",
                 "federated-credential create",
                 "api://AzureADTokenExchange",
+                "az ad app update --id OUTPUT:inbox-client-id --web-redirect-uris https://OUTPUT:defaultHostName/.auth/login/aad/callback --enable-id-token-issuance true",
+                "az ad app federated-credential update --id OUTPUT:inbox-client-id --federated-credential-id function-app-identity",
                 "--parameters inboxClientId=OUTPUT:inbox-client-id",
                 "appRoleAssignedTo",
                 "https://OUTPUT:defaultHostName/api/Inbox",
@@ -743,11 +753,12 @@ case "$*" in
   *"account show"*) echo 00000000-0000-0000-0000-000000007e11 ;;
   *"ad app list"*) [ -z "$INBOX_APP" ] || echo "$INBOX_APP" ;;
   *"ad app create"*)
-    if [ -n "$APP_CREATE_DENIED" ]; then echo "ERROR: Insufficient privileges to complete the operation." >&2; exit 1; fi
+    if [ -n "$APP_CREATE_DENIED" ]; then echo "${APP_CREATE_ERROR:-ERROR: Insufficient privileges to complete the operation.}" >&2; exit 1; fi
     echo 00000000-0000-0000-0000-0000000000a1 ;;
   *"ad sp list"*) [ -z "$INBOX_SP" ] || echo "$INBOX_SP" ;;
   *"ad sp create"*) echo 00000000-0000-0000-0000-0000000000b1 ;;
-  *"federated-credential list"*) echo "${FIC_EXISTS:-0}" ;;
+  # The subject of the credential named function-app-identity, when there is one.
+  *"federated-credential list"*) [ -z "$FIC_SUBJECT" ] || echo "$FIC_SUBJECT" ;;
   *"rest --method get"*appRoleAssignedTo*) echo "${ROLE_ASSIGNED:-0}" ;;
   *"keyvault list-deleted"*) [ -z "$DELETED_VAULT" ] || printf '%s\twesteurope\t/subscriptions/s/resourceGroups/%s/providers/Microsoft.KeyVault/vaults/%s\n' "$DELETED_VAULT" "${DELETED_VAULT_GROUP:-RG-Leads}" "$DELETED_VAULT" ;;
   *config-zip*)
@@ -914,6 +925,7 @@ fn deploy_sets_up_the_inbox_sign_in_once() {
     let dir = tempfile::tempdir().unwrap();
     let client = "00000000-0000-0000-0000-0000000000a1";
     let sp = "00000000-0000-0000-0000-0000000000b1";
+    let principal = "00000000-0000-0000-0000-0000000000d1";
     let deployments = |log: &str| log.lines().filter(|l| l.starts_with("deployment group create")).count();
 
     // First run: nothing exists.
@@ -949,8 +961,11 @@ fn deploy_sets_up_the_inbox_sign_in_once() {
     let fic = log.lines().find(|l| l.starts_with("ad app federated-credential create")).unwrap_or_else(|| panic!("no FIC: {log}"));
     let fic_json: Value = serde_json::from_str(fic.split("--parameters ").nth(1).unwrap().split(" --output").next().unwrap()).unwrap();
     assert_eq!(fic_json["issuer"], "https://login.microsoftonline.com/00000000-0000-0000-0000-000000007e11/v2.0");
-    assert_eq!(fic_json["subject"], "00000000-0000-0000-0000-0000000000d1", "the app's identity (principal id)");
+    assert_eq!(fic_json["name"], "function-app-identity");
+    assert_eq!(fic_json["subject"], principal, "the app's identity (principal id)");
     assert_eq!(fic_json["audiences"], serde_json::json!(["api://AzureADTokenExchange"]));
+    // Made with its callback and ID tokens: nothing to update on the first run.
+    assert!(!log.contains("ad app update") && !log.contains("federated-credential update"), "{log}");
     // Two deployments: the second one with the client id, after the credential exists.
     assert_eq!(deployments(&log), 2, "{log}");
     let second = log.lines().filter(|l| l.starts_with("deployment group create")).nth(1).unwrap();
@@ -971,7 +986,7 @@ fn deploy_sets_up_the_inbox_sign_in_once() {
     let (ok, stdout, stderr, log) = deploy_with_fake_az(
         dir.path(),
         &["--inbox"],
-        &[("INBOX_APP", client), ("INBOX_SP", sp), ("FIC_EXISTS", "1"), ("ROLE_ASSIGNED", "1")],
+        &[("INBOX_APP", client), ("INBOX_SP", sp), ("FIC_SUBJECT", principal), ("ROLE_ASSIGNED", "1")],
     );
     assert!(ok, "{stdout}{stderr}");
     assert_eq!(deployments(&log), 1, "{log}");
@@ -980,19 +995,132 @@ fn deploy_sets_up_the_inbox_sign_in_once() {
         .find(|l| l.starts_with("deployment group create"))
         .unwrap()
         .contains(&format!("--parameters inboxClientId={client}")));
-    for created in ["ad app create", "ad sp create", "federated-credential create", "rest --method post"] {
+    for created in ["ad app create", "ad sp create", "federated-credential create", "federated-credential update", "rest --method post"] {
         assert!(!log.contains(created), "re-run created {created}: {log}");
     }
+    // The registration's callback (and ID tokens) are set again on every run: the same values.
+    assert!(
+        log.contains(&format!(
+            "ad app update --id {client} --web-redirect-uris https://leads-app.azurewebsites.net/.auth/login/aad/callback \
+             --enable-id-token-issuance true"
+        )),
+        "{log}"
+    );
+    // The credential is looked for by name, and its subject compared with the app's identity.
+    assert!(
+        log.contains(&format!("ad app federated-credential list --id {client} --query [?name=='function-app-identity'].subject | [0]")),
+        "{log}"
+    );
 
     // No right to register applications: the rest is deployed, the URL printed, the run fails.
     let (ok, stdout, stderr, log) = deploy_with_fake_az(dir.path(), &["--inbox"], &[("APP_CREATE_DENIED", "1")]);
     assert!(!ok);
     assert!(stderr.contains("Application Developer") && stderr.contains("LeadIngest works"), "{stderr}");
+    // The Azure CLI's answer is the cause; the two usual reasons are named, the identifier URI with them.
+    assert!(stderr.contains("Insufficient privileges") && stderr.contains("the Azure CLI's answer above is the cause"), "{stderr}");
+    assert!(stderr.contains("no right to register applications"), "{stderr}");
+    assert!(stderr.contains(&format!("policy on identifier URIs refusing {uri}")) && stderr.contains("nonDefaultUriAddition"), "{stderr}");
     assert!(stderr.contains("the lead inbox's sign-in was not set up"), "{stderr}");
     assert!(stdout.contains("/api/LeadIngest?code=the-function-key"), "{stdout}");
     assert!(!stdout.contains("/api/Inbox"), "{stdout}");
     assert_eq!(deployments(&log), 1, "no deployment with a client id: {log}");
     assert!(!log.contains("inboxClientId"), "{log}");
+
+    // The tenant's app-management policy refuses the identifier URI: not blamed on missing rights alone.
+    let policy = "ERROR: Insufficient privileges to complete the operation. Policy: identifierUris.nonDefaultUriAddition";
+    let (ok, _, stderr, _) = deploy_with_fake_az(dir.path(), &["--inbox"], &[("APP_CREATE_DENIED", "1"), ("APP_CREATE_ERROR", policy)]);
+    assert!(!ok);
+    assert!(stderr.contains(policy), "the Azure CLI's own answer is shown: {stderr}");
+    assert!(stderr.contains("policy on identifier URIs") && stderr.contains("no right to register applications"), "{stderr}");
+}
+
+/// A resource group deleted and made again under the same app name: the registration (same
+/// identifier URI) is found again, but the app has a new identity. The federated credential that
+/// trusts the old one is pointed at the new one (sign-in would fail for good otherwise), and a
+/// re-run after that changes nothing more.
+#[test]
+fn deploy_points_the_inbox_credential_at_a_new_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = "00000000-0000-0000-0000-0000000000a1";
+    let principal = "00000000-0000-0000-0000-0000000000d1";
+    let old = "00000000-0000-0000-0000-0000000000d0";
+    let existing = [("INBOX_APP", client), ("INBOX_SP", "00000000-0000-0000-0000-0000000000b1"), ("ROLE_ASSIGNED", "1")];
+
+    let env: Vec<(&str, &str)> = existing.iter().copied().chain([("FIC_SUBJECT", old)]).collect();
+    let (ok, stdout, stderr, log) = deploy_with_fake_az(dir.path(), &["--inbox"], &env);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(!log.contains("federated-credential create"), "one credential of that name: updated, not added: {log}");
+    let update = log
+        .lines()
+        .find(|l| l.starts_with("ad app federated-credential update"))
+        .unwrap_or_else(|| panic!("the credential still trusts the old identity: {log}"));
+    assert!(
+        update.starts_with(&format!(
+            "ad app federated-credential update --id {client} --federated-credential-id function-app-identity --parameters "
+        )),
+        "{update}"
+    );
+    let body: Value = serde_json::from_str(update.split("--parameters ").nth(1).unwrap().split(" --output").next().unwrap()).unwrap();
+    assert_eq!(body["subject"], principal, "{update}");
+    assert_eq!(body["issuer"], "https://login.microsoftonline.com/00000000-0000-0000-0000-000000007e11/v2.0");
+    assert_eq!(body["audiences"], serde_json::json!(["api://AzureADTokenExchange"]));
+    assert!(stderr.contains(old) && stderr.contains(principal), "says what it repairs: {stderr}");
+    // Only the credential named function-app-identity is looked at, and compared by subject.
+    assert!(log.contains("--query [?name=='function-app-identity'].subject | [0]"), "{log}");
+    // The redirect URI follows too (the same host here: set again, unchanged).
+    assert!(
+        log.contains(&format!(
+            "ad app update --id {client} --web-redirect-uris https://leads-app.azurewebsites.net/.auth/login/aad/callback"
+        )),
+        "{log}"
+    );
+
+    // Repaired: the next run finds the credential with this subject and leaves it alone.
+    let env: Vec<(&str, &str)> = existing.iter().copied().chain([("FIC_SUBJECT", principal)]).collect();
+    let (ok, stdout, stderr, log) = deploy_with_fake_az(dir.path(), &["--inbox"], &env);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(!log.contains("federated-credential update") && !log.contains("federated-credential create"), "{log}");
+}
+
+/// `--what-if --inbox` with a logged-in az looks the registration up (reads only) and gives the
+/// template's what-if its client id, so the preview does not show the inbox being shut; with no
+/// registration yet it says the first real run creates it.
+#[test]
+fn deploy_what_if_previews_the_inbox_as_a_real_run_would_deploy_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = "00000000-0000-0000-0000-0000000000a1";
+    let reads_only = |log: &str| {
+        for line in log.lines() {
+            assert!(
+                ["account show", "deployment group show", "ad app list", "deployment group what-if"].iter().any(|r| line.starts_with(r)),
+                "a what-if changed something: {line}"
+            );
+        }
+    };
+
+    let (ok, stdout, stderr, log) = deploy_with_fake_az(dir.path(), &["--what-if", "--inbox"], &[("INBOX_APP", client)]);
+    assert!(ok, "{stdout}{stderr}");
+    reads_only(&log);
+    let uri = "api://00000000-0000-0000-0000-000000007e11/marketplace-leads-leads-app";
+    assert!(log.contains(&format!("ad app list --identifier-uri {uri} --query [0].appId")), "{log}");
+    let what_if = log.lines().find(|l| l.starts_with("deployment group what-if")).unwrap_or_else(|| panic!("no what-if: {log}"));
+    assert!(what_if.contains(&format!("--parameters inboxClientId={client}")), "{what_if}");
+    assert!(stdout.contains(&format!("the inbox's app registration exists (client id {client})")), "{stdout}");
+    // The existing registration is updated, not created, and needs no second deployment.
+    assert!(!stdout.contains("would create the registration") && !stdout.contains("deploy the template again"), "{stdout}");
+    assert!(stdout.contains(&format!("would run: az ad app update --id {client} --web-redirect-uris")), "{stdout}");
+
+    let (ok, stdout, stderr, log) = deploy_with_fake_az(dir.path(), &["--what-if", "--inbox"], &[]);
+    assert!(ok, "{stdout}{stderr}");
+    reads_only(&log);
+    let what_if = log.lines().find(|l| l.starts_with("deployment group what-if")).unwrap();
+    assert!(!what_if.contains("inboxClientId"), "{what_if}");
+    assert!(
+        stdout.contains("no app registration for the inbox exists yet") && stdout.contains("the first real run creates it"),
+        "{stdout}"
+    );
+    // The app's name from the last deployment, not a placeholder, in what the real run would do.
+    assert!(stdout.contains(&format!("would create the registration when none has the identifier URI {uri}")), "{stdout}");
 }
 
 /// A soft-deleted vault from this resource group (its name may be the one the template derives)

@@ -158,7 +158,8 @@ impl Type<'_> {
     /// Each character's glyph, `?` for one the font lacks.
     fn glyphs(&self, s: &str) -> Vec<ttf_parser::GlyphId> {
         let fallback = self.face.glyph_index('?').unwrap_or_default();
-        s.chars().map(|c| self.face.glyph_index(c).unwrap_or(fallback)).collect()
+        // The subset has the en dash, not the em dash our labels use for "nothing given".
+        s.chars().map(|c| if c == '—' { '–' } else { c }).map(|c| self.face.glyph_index(c).unwrap_or(fallback)).collect()
     }
 
     fn width(&self, s: &str) -> f64 {
@@ -215,6 +216,11 @@ pub fn svg(d: &Drawing) -> Result<(String, f64), ChartError> {
     let rows = if entries.is_empty() { 0 } else { row + 1 };
     let frame = Frame { width: WIDTH, height: 0.0, left: 32.0, right: 8.0, top: TOP, bottom: TICKS + rows as f64 * LEGEND_ROW + 6.0 };
     let frame = Frame { height: TOP + PLOT_HEIGHT + frame.bottom, ..frame };
+    // The grid's labels sit left of the plot, right-aligned: a busy month's "12000" needs more
+    // room than the usual two digits, so the plot moves right to make it.
+    let g = layout::layout(d.per_bucket, &frame, d.tick_every);
+    let widest = g.grid.iter().map(|l| t.width(&l.value.to_string())).fold(0.0_f64, f64::max);
+    let frame = Frame { left: frame.left.max(widest + 10.0), ..frame };
     let g = layout::layout(d.per_bucket, &frame, d.tick_every);
 
     let (w, h) = (frame.width, frame.height);
@@ -347,6 +353,16 @@ mod tests {
             assert!(t.face.glyph_index(c).is_some_and(|g| g != question || c == '?'), "{c}");
         }
         assert!(t.width("Nov 21") > 20.0 && t.width("Nov 21") < 60.0);
+    }
+
+    #[test]
+    fn large_counts_keep_their_grid_labels_on_the_picture() {
+        let (counts, ticks, series) = (vec![vec![12_345_678]], labels(1), ["Contact me".to_string()]);
+        let (svg, _) = svg(&drawing(&counts, &ticks, &series, "t")).unwrap();
+        // Every outline starts inside the picture: no coordinate left of it.
+        assert!(!svg.contains("d=\"M-"), "{svg}");
+        let t = Type::load().unwrap();
+        assert_eq!(t.glyphs("—"), t.glyphs("–"), "the em dash is drawn, as an en dash, not as ?");
     }
 
     #[test]

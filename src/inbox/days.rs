@@ -36,8 +36,8 @@ use crate::tools::StoredLead;
 
 /// How long a closed day is answered from memory.
 pub const CLOSED_DAY_MAX_AGE: TimeDelta = TimeDelta::minutes(2);
-/// Row text held at most, as [`approximate_size`] counts it (the chart's 90 days at ~300 small
-/// leads a day take about 40 MB; a table of long hostile values fits fewer rows, not more memory).
+/// Memory held at most, as [`approximate_size`] estimates it (each row's text twice, plus an
+/// overhead): a table of long hostile values fits fewer rows, not more memory.
 pub const MAX_CACHED_BYTES: usize = 64 * 1024 * 1024;
 /// What a held day and each held row cost beyond their text (map entries, allocations).
 const DAY_OVERHEAD_BYTES: usize = 256;
@@ -149,11 +149,6 @@ impl DayReader {
     pub fn drop_expired(&self) {
         let now = self.clock.now();
         self.lock().drop_expired(now);
-    }
-
-    /// Rows held now (for tests).
-    pub fn held_rows(&self) -> usize {
-        self.lock().days.values().map(|h| h.rows.len()).sum()
     }
 
     fn lock(&self) -> MutexGuard<'_, Cache> {

@@ -97,6 +97,15 @@ struct ChartImage {
 /// the picture and how the HTML shows it. `None` when there is nothing to draw or drawing
 /// failed (logged without lead data).
 fn chart(period: &Period, lines: &[DigestLine]) -> Option<(InlineChart, ChartImage)> {
+    // Never lose a digest over its picture: whatever goes wrong in counting or drawing, the
+    // digest goes without it.
+    std::panic::catch_unwind(|| draw_chart(period, lines)).unwrap_or_else(|_| {
+        tracing::warn!("digest: drawing the chart failed; the digest goes without it");
+        None
+    })
+}
+
+fn draw_chart(period: &Period, lines: &[DigestLine]) -> Option<(InlineChart, ChartImage)> {
     if lines.is_empty() {
         return None;
     }

@@ -112,10 +112,10 @@ impl Retention {
             let deleted = self.delete_old_rows(page, cutoff, listed_until, now, &mut attempted, report).await;
             // Told whenever a delete was tried, also one that failed half-way or found its row
             // gone (a retried delete whose first attempt landed): copies must not outlive rows.
-            if attempted {
-                self.state.mark_leads_changed(now).await?;
-            }
+            // The delete's own error is the one reported when both fail.
+            let told = if attempted { self.state.mark_leads_changed(now).await } else { Ok(()) };
             deleted?;
+            told?;
         }
         self.delete_orphan_entries(cutoff, report).await?;
         self.state.set_retention_last_run(now).await?;

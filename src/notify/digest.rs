@@ -33,7 +33,6 @@ use super::claim::{claim, decide, lease_for, Verdict};
 use super::digest_message::{DigestLine, DigestMessage, Period, MAX_PERIOD_DAYS};
 use super::discovery::{arrival, Discovery};
 use super::email::{deliver, smtp_transport};
-use super::lead_state::DeliveryState;
 use super::notify_table::{digest_row_key, DigestRow, NotifyTable, DIGEST_PK};
 use super::report::PollReport;
 use super::transport::{DeliveryError, SendOutcome};
@@ -161,20 +160,7 @@ impl Digest {
         if capped {
             start = floor;
         }
-        DigestRow {
-            stored: false,
-            end,
-            start,
-            state: DeliveryState::Pending,
-            attempts: 0,
-            next_attempt: None,
-            lease_until: None,
-            missed_ticks,
-            capped,
-            leads: None,
-            delivered_at: None,
-            last_error: String::new(),
-        }
+        DigestRow::unclaimed(start, end, missed_ticks, capped)
     }
 
     /// Reads the period's leads, claims the period, sends, records.

@@ -119,20 +119,7 @@ impl World {
 
 /// A digest period's row as the digest writes it, in the given state.
 async fn put_digest_row(state: &NotifyTable, start: DateTime<Utc>, end: DateTime<Utc>, word: &str) {
-    let period = DigestRow {
-        stored: false,
-        end,
-        start,
-        state: DeliveryState::Pending,
-        attempts: 0,
-        next_attempt: None,
-        lease_until: None,
-        missed_ticks: 0,
-        capped: false,
-        leads: None,
-        delivered_at: None,
-        last_error: String::new(),
-    };
+    let period = DigestRow::unclaimed(start, end, 0, false);
     let mut row = period.new_entity(Entity::new(), "<id>");
     row.insert("State".into(), word.into());
     state.table().insert(&row).await.unwrap();

@@ -59,6 +59,24 @@ pub struct DigestRow {
 }
 
 impl DigestRow {
+    /// A period not yet claimed: pending, never attempted, nothing stored.
+    pub fn unclaimed(start: DateTime<Utc>, end: DateTime<Utc>, missed_ticks: u32, capped: bool) -> Self {
+        DigestRow {
+            stored: false,
+            end,
+            start,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_attempt: None,
+            lease_until: None,
+            missed_ticks,
+            capped,
+            leads: None,
+            delivered_at: None,
+            last_error: String::new(),
+        }
+    }
+
     pub fn read(e: &Entity) -> Option<Self> {
         let end = DateTime::parse_from_rfc3339(get_str(e, "RowKey")).ok()?.with_timezone(&Utc);
         let number = |name: &str| e.get(name).and_then(serde_json::Value::as_u64);

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{Days, Utc};
-use common::{connection_string, free_port, table_client};
+use common::{connection_string, free_port, kib_field, mib, table_client};
 use futures_util::stream::{self, StreamExt};
 use marketplace_leads::clock::Clock;
 use marketplace_leads::entity::{put_datetime, Entity};
@@ -111,15 +111,6 @@ async fn elapsed<T>(work: impl std::future::Future<Output = T>) -> Duration {
     t.elapsed()
 }
 
-/// The process's peak resident set (`VmHWM`), as Linux reports it.
-fn peak_rss_mib(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string()))
-        .and_then(|kb| kb.trim_end_matches(" kB").trim().parse::<f64>().ok())
-        .map_or_else(|| "not readable".to_string(), |kb| format!("{:.0} MiB", kb / 1024.0))
-}
-
 async fn run() {
     let table_name = format!("Inbox{}", uuid::Uuid::new_v4().simple());
     let table = table_client(&table_name);
@@ -155,7 +146,7 @@ async fn run() {
     let first_chart = once(&http, &chart_url).await;
     let list = timed(&http, &list_url).await;
     let chart = timed(&http, &chart_url).await;
-    let peak_rss = peak_rss_mib(_handler.0.id());
+    let peak_rss = mib(kib_field(_handler.0.id(), "VmHWM:"));
 
     // Transactions per page and the reads alone, in process over a counting client: "cold" with a
     // new reader for every page (every day read: what each page cost before closed days were

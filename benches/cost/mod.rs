@@ -30,22 +30,11 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::common::leads::SECRET;
-use crate::common::{connection_string, invoke_timer, spawn_handler, table_client as client, Mode, Receiver};
+use crate::common::{connection_string, invoke_timer, kib_field, memory_cells, mib, spawn_handler, table_client as client, Mode, Receiver};
 use crate::{ms, percentile, repeat_customer_payload, settings_from};
 
 fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn kib_field(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 fn stderr_len(h: &crate::common::Handler) -> u64 {
@@ -461,7 +450,7 @@ async fn rss() {
     let h = spawn_handler(Mode::Host, &handler_env(&table, &hook)).await;
     let pid = h.child.id();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    println!("| idle, 0.5 s after start | | {} | {} |", mib(kib_field(pid, "VmRSS:")), mib(kib_field(pid, "VmHWM:")));
+    println!("| idle, 0.5 s after start | | {} |", memory_cells(pid));
 
     // Intake burst: `burst` leads at concurrency 16, each waking the immediate run.
     let http = reqwest::Client::new();
@@ -479,21 +468,19 @@ async fn rss() {
         .collect::<Vec<()>>()
         .await;
     println!(
-        "| intake burst: {burst} leads through LeadIngest at concurrency {}, all answered 201 ({} notified meanwhile by immediate runs) | {:.1} s | {} | {} |",
+        "| intake burst: {burst} leads through LeadIngest at concurrency {}, all answered 201 ({} notified meanwhile by immediate runs) | {:.1} s | {} |",
         crate::CONCURRENCY,
         hook.requests().len(),
         t.elapsed().as_secs_f64(),
-        mib(kib_field(pid, "VmRSS:")),
-        mib(kib_field(pid, "VmHWM:"))
+        memory_cells(pid)
     );
     // The rest: a run notifies at most 200 leads, so the host's next timer ticks take them
     // (invoked here back to back instead of a minute apart).
     let runs = drain(&h, &hook, burst).await;
     println!(
-        "| … then {runs} timer runs back to back until all {burst} are notified | {:.1} s | {} | {} |",
+        "| … then {runs} timer runs back to back until all {burst} are notified | {:.1} s | {} |",
         t.elapsed().as_secs_f64(),
-        mib(kib_field(pid, "VmRSS:")),
-        mib(kib_field(pid, "VmHWM:"))
+        memory_cells(pid)
     );
     drop(h);
 
@@ -528,11 +515,10 @@ async fn rss() {
     let (status, reply) = invoke_timer(&h).await;
     assert_eq!(status, 200, "{reply}");
     println!(
-        "| big sweep: one timer run whose sweep reads {} rows (all notified) | {:.1} s | {} | {} |",
+        "| big sweep: one timer run whose sweep reads {} rows (all notified) | {:.1} s | {} |",
         reply["Logs"][0].as_str().and_then(|l| l.split(" and ").nth(1)).and_then(|s| s.split(' ').next()).unwrap_or("?"),
         t.elapsed().as_secs_f64(),
-        mib(kib_field(pid, "VmRSS:")),
-        mib(kib_field(pid, "VmHWM:"))
+        memory_cells(pid)
     );
     let hooks_before = hook.requests().len();
     let t = Instant::now();
@@ -549,11 +535,10 @@ async fn rss() {
     let runs = drain(&h, &hook, hooks_before + backlog).await;
     let took = t.elapsed();
     println!(
-        "| backlog: {backlog} Microsoft-written rows pending, notified by {runs} timer runs back to back (each sweeping; at most 200 leads a run) | {:.1} s (fill {:.1} s) | {} | {} |",
+        "| backlog: {backlog} Microsoft-written rows pending, notified by {runs} timer runs back to back (each sweeping; at most 200 leads a run) | {:.1} s (fill {:.1} s) | {} |",
         took.as_secs_f64(),
         filled.as_secs_f64(),
-        mib(kib_field(pid, "VmRSS:")),
-        mib(kib_field(pid, "VmHWM:"))
+        memory_cells(pid)
     );
     drop(h);
     // Retention's daily run reads the whole table (every column) before it deletes: a handler
@@ -567,10 +552,9 @@ async fn rss() {
     let (status, reply) = invoke_timer(&h).await;
     assert_eq!(status, 200, "{reply}");
     println!(
-        "| retention's daily run reading the whole table ({rows} rows, none old enough to delete) | {:.1} s | {} | {} |",
+        "| retention's daily run reading the whole table ({rows} rows, none old enough to delete) | {:.1} s | {} |",
         t.elapsed().as_secs_f64(),
-        mib(kib_field(pid, "VmRSS:")),
-        mib(kib_field(pid, "VmHWM:"))
+        memory_cells(pid)
     );
     println!();
 }

@@ -239,6 +239,15 @@ pub fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The CSRF token a page's forms carry: the browser's cookie when it holds one of full length,
+/// else a new one (`true`: the answer must set its cookie).
+pub fn csrf_token(headers: &HeaderMap) -> (String, bool) {
+    match cookie(headers, CSRF_COOKIE).filter(|c| c.len() >= 32) {
+        Some(c) => (c.to_string(), false),
+        None => (random_token(), true),
+    }
+}
+
 /// Whether a form's CSRF token matches the cookie's (both present, equal in constant time).
 pub fn csrf_ok(headers: &HeaderMap, form_token: Option<&str>) -> bool {
     // A browser that says where the request comes from must say: from this site.

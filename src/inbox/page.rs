@@ -54,10 +54,7 @@ impl Inbox {
     /// Who is asking, or the answer that refuses them.
     pub(super) fn admit(&self, headers: &HeaderMap) -> Result<Admitted, Refused> {
         let viewer = self.gate.viewer(headers).map_err(|r| Box::new(self.refusal(r)))?;
-        let (csrf, new_csrf) = match auth::cookie(headers, CSRF_COOKIE).filter(|c| c.len() >= 32) {
-            Some(c) => (c.to_string(), false),
-            None => (auth::random_token(), true),
-        };
+        let (csrf, new_csrf) = auth::csrf_token(headers);
         Ok(Admitted { viewer, csrf, new_csrf })
     }
 

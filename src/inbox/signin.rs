@@ -18,10 +18,7 @@ pub(super) async fn signin_form(State(inbox): Shared, headers: HeaderMap) -> Res
 }
 
 fn signin_page(inbox: &Inbox, headers: &HeaderMap, wrong_key: bool) -> Response {
-    let (csrf, new) = match auth::cookie(headers, CSRF_COOKIE).filter(|c| c.len() >= 32) {
-        Some(c) => (c.to_string(), false),
-        None => (auth::random_token(), true),
-    };
+    let (csrf, new) = auth::csrf_token(headers);
     let status = if wrong_key { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
     let mut resp = html(status, SignInTemplate { csrf: csrf.clone(), wrong_key, base: BASE });
     if new {
